@@ -1,0 +1,447 @@
+//! `askacme.toml`: typed sections, embedded defaults and start-up validation.
+//!
+//! The built-in defaults (`default.toml`, local models and SQLite) are parsed first and the user's
+//! file is laid over them table by table, so the program runs with no file at all and a file only
+//! says what differs. Every error names the offending key, e.g. `aliases.strong[0]: unknown deployment`.
+
+mod price;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use price::UsdPerMtok;
+
+const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// Why a configuration could not be loaded; the message always names the file or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub deployments: BTreeMap<String, DeploymentConfig>,
+    pub aliases: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address `askacme serve` listens on unless `--listen` says otherwise.
+    pub listen: SocketAddr,
+    /// Request bodies above this size are refused with 413.
+    pub max_body_bytes: usize,
+    /// Models (aliases or deployments) `serve` loads before it reports ready.
+    #[serde(default)]
+    pub warm_up: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Where the database and models live; resolved from `$ASKACME_HOME` or
+    /// `~/.local/share/askacme` when absent.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/askacme.db`.
+    #[serde(default)]
+    pub database_url: String,
+    /// Empty means `<data_dir>/models`.
+    #[serde(default)]
+    pub models_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProviderConfig {
+    Openai(RemoteProviderConfig),
+    Anthropic(RemoteProviderConfig),
+    Local(LocalProviderConfig),
+}
+
+/// An HTTP provider: OpenAI-compatible or Anthropic Messages API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteProviderConfig {
+    /// e.g. `https://api.openai.com/v1` or `https://api.anthropic.com`.
+    pub base_url: String,
+    /// A literal key or `env::NAME`, read from the environment at start-up.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Whole-request timeout (for streams: until the last byte).
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// Anthropic requires `max_tokens`; used when the caller sends none.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u32,
+}
+
+fn default_timeout_secs() -> u64 {
+    120
+}
+fn default_connect_timeout_secs() -> u64 {
+    5
+}
+fn default_max_tokens() -> u32 {
+    4096
+}
+
+/// llama.cpp generation and candle embeddings in this process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalProviderConfig {
+    /// CPU threads per generation; 0 = all cores.
+    pub threads: usize,
+    /// Generations running at once per model (one llama.cpp context each); more wait in line.
+    pub max_concurrent: usize,
+    /// Context window per generation (prompt + answer), in tokens.
+    pub context_tokens: u32,
+    /// Prompt tokens evaluated per llama.cpp batch.
+    pub batch_tokens: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// Name of an entry in `[providers]`.
+    pub provider: String,
+    /// Upstream model name; for `local`, a catalog name (`askacme models list`) or a path to a GGUF file.
+    pub model: String,
+    #[serde(default)]
+    pub price: PriceConfig,
+}
+
+/// USD per million tokens. Cached input and cache writes default to the input price.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    #[serde(default)]
+    pub input: UsdPerMtok,
+    #[serde(default)]
+    pub cached_input: Option<UsdPerMtok>,
+    #[serde(default)]
+    pub cache_write: Option<UsdPerMtok>,
+    #[serde(default)]
+    pub output: UsdPerMtok,
+}
+
+impl Config {
+    /// Built-in defaults, overlaid with the file at `path` when given, then validated.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            None => Self::from_layers(None),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::from_layers(Some((path, &text)))
+            }
+        }
+    }
+
+    /// Built-in defaults overlaid with the text of a config file (used by tests).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::from_layers(Some((Path::new("<string>"), text)))
+    }
+
+    fn from_layers(user: Option<(&Path, &str)>) -> Result<Self, ConfigError> {
+        let parse = |path: &Path, text: &str| {
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })
+        };
+        let mut table = parse(Path::new("<built-in defaults>"), DEFAULT_CONFIG)?;
+        if let Some((path, text)) = user {
+            overlay(&mut table, parse(path, text)?);
+        }
+        Self::from_table(table)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::invalid(e.path().to_string(), e.inner().to_string()))?;
+        config.resolve_paths();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self) {
+        let data_dir = self
+            .storage
+            .data_dir
+            .clone()
+            .unwrap_or_else(default_data_dir);
+        if self.storage.database_url.is_empty() {
+            self.storage.database_url =
+                format!("sqlite://{}", data_dir.join("askacme.db").display());
+        }
+        if self.storage.models_dir.is_empty() {
+            self.storage.models_dir = data_dir.join("models").display().to_string();
+        }
+        self.storage.data_dir = Some(data_dir);
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "server.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if !self.storage.database_url.starts_with("sqlite:") {
+            return Err(ConfigError::invalid(
+                "storage.database_url",
+                "only sqlite:// URLs are supported by this build",
+            ));
+        }
+        for (name, provider) in &self.providers {
+            match provider {
+                ProviderConfig::Openai(remote) | ProviderConfig::Anthropic(remote) => {
+                    let key = format!("providers.{name}");
+                    reqwest::Url::parse(&remote.base_url).map_err(|e| {
+                        ConfigError::invalid(format!("{key}.base_url"), format!("not a URL: {e}"))
+                    })?;
+                    if let Some(secret) = &remote.api_key {
+                        resolve_secret(secret)
+                            .map_err(|m| ConfigError::invalid(format!("{key}.api_key"), m))?;
+                    }
+                    if remote.timeout_secs == 0 {
+                        return Err(ConfigError::invalid(
+                            format!("{key}.timeout_secs"),
+                            "must be positive",
+                        ));
+                    }
+                }
+                ProviderConfig::Local(local) => {
+                    if local.max_concurrent == 0 {
+                        return Err(ConfigError::invalid(
+                            format!("providers.{name}.max_concurrent"),
+                            "must be at least 1",
+                        ));
+                    }
+                    if local.context_tokens < 256 {
+                        return Err(ConfigError::invalid(
+                            format!("providers.{name}.context_tokens"),
+                            "must be at least 256",
+                        ));
+                    }
+                    if local.batch_tokens == 0 {
+                        return Err(ConfigError::invalid(
+                            format!("providers.{name}.batch_tokens"),
+                            "must be positive",
+                        ));
+                    }
+                }
+            }
+        }
+        for (name, deployment) in &self.deployments {
+            if !self.providers.contains_key(&deployment.provider) {
+                let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                return Err(ConfigError::invalid(
+                    format!("deployments.{name}.provider"),
+                    format!(
+                        "unknown provider `{}` (defined: {})",
+                        deployment.provider,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if deployment.model.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("deployments.{name}.model"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (i, model) in self.server.warm_up.iter().enumerate() {
+            if !self.aliases.contains_key(model) && !self.deployments.contains_key(model) {
+                return Err(ConfigError::invalid(
+                    format!("server.warm_up[{i}]"),
+                    format!("`{model}` is neither an alias nor a deployment"),
+                ));
+            }
+        }
+        for (alias, targets) in &self.aliases {
+            if self.deployments.contains_key(alias) {
+                return Err(ConfigError::invalid(
+                    format!("aliases.{alias}"),
+                    "has the same name as a deployment; pick another name",
+                ));
+            }
+            if targets.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("aliases.{alias}"),
+                    "must list at least one deployment",
+                ));
+            }
+            for (i, target) in targets.iter().enumerate() {
+                if !self.deployments.contains_key(target) {
+                    return Err(ConfigError::invalid(
+                        format!("aliases.{alias}[{i}]"),
+                        format!("unknown deployment `{target}`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.storage.data_dir.as_deref().unwrap_or(Path::new("."))
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        PathBuf::from(&self.storage.models_dir)
+    }
+}
+
+/// `env::NAME` reads the variable NAME; anything else is the literal secret.
+pub fn resolve_secret(value: &str) -> Result<String, String> {
+    match value.strip_prefix("env::") {
+        Some(var) => {
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+        }
+        None => Ok(value.to_owned()),
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("ASKACME_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/askacme")
+}
+
+/// Lays `top` over `base`: tables merge key by key, any other value replaces.
+fn overlay(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(top_table)) => {
+                overlay(base_table, top_table)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_without_a_file() {
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.aliases["strong"],
+            vec!["qwen2.5-coder-1.5b".to_string()]
+        );
+        assert!(config.storage.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn user_file_overlays_defaults() {
+        let config = Config::from_toml_str(
+            r#"
+            [server]
+            listen = "0.0.0.0:9000"
+            [providers.openai]
+            kind = "openai"
+            base_url = "http://127.0.0.1:1/v1"
+            [deployments.gpt]
+            provider = "openai"
+            model = "gpt-4o-mini"
+            price = { input = 0.15, cached_input = 0.075, output = 0.6 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.port(), 9000);
+        assert_eq!(
+            config.server.max_body_bytes, 4194304,
+            "untouched keys keep their default"
+        );
+        assert!(
+            config.deployments.contains_key("minilm"),
+            "built-in deployments remain"
+        );
+        assert_eq!(config.deployments["gpt"].price.input.micro_usd(), 150_000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[server]\nlisten = \"nope\"", "server.listen"),
+            ("[server]\nlisen = \"127.0.0.1:1\"", "server"),
+            ("[aliases]\nstrong = [\"missing\"]", "aliases.strong[0]"),
+            (
+                "[deployments.x]\nprovider = \"nowhere\"\nmodel = \"m\"",
+                "deployments.x.provider",
+            ),
+            (
+                "[deployments.x]\nprovider = \"local\"\nmodel = \"m\"\nprice = { input = -1 }",
+                "deployments.x.price.input",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"not a url\"",
+                "providers.o.base_url",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"http://x\"\napi_key = \"env::ASKACME_TEST_SURELY_UNSET\"",
+                "providers.o.api_key",
+            ),
+            (
+                "[providers.local]\nmax_concurrent = 0",
+                "providers.local.max_concurrent",
+            ),
+            ("[providers.o]\nkind = \"bedrock\"", "providers.o"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml_str(text).unwrap_err().to_string();
+            assert!(
+                err.contains(key),
+                "error for {text:?} should name {key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        let err = Config::from_toml_str("[server\nlisten=1").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+    }
+}

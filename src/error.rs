@@ -1,0 +1,170 @@
+//! The gateway's error type and its one mapping to an OpenAI-style error (status, type, code).
+//! The server renders `ApiError` as `{"error":{"message","type","code","param"}}`.
+
+use std::time::Duration;
+
+use crate::providers::ProviderError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The caller's request is malformed or asks for something impossible.
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    #[error(
+        "the model `{0}` does not exist; GET /v1/models lists the models and aliases available"
+    )]
+    UnknownModel(String),
+    #[error("deployment `{deployment}`: {source}")]
+    Provider {
+        deployment: String,
+        #[source]
+        source: ProviderError,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn invalid(message: impl Into<String>, param: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: u16,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request_error", "invalid_request", message)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {"message": self.message, "type": self.kind, "code": self.code, "param": self.param}
+        })
+    }
+}
+
+impl From<&GatewayError> for ApiError {
+    fn from(error: &GatewayError) -> Self {
+        let message = error.to_string();
+        match error {
+            GatewayError::InvalidRequest { param, .. } => ApiError {
+                param: param.clone(),
+                ..ApiError::invalid_request(message)
+            },
+            GatewayError::UnknownModel(_) => {
+                ApiError::new(404, "invalid_request_error", "model_not_found", message)
+            }
+            GatewayError::Internal(_) => ApiError::new(500, "api_error", "internal_error", message),
+            GatewayError::Provider { source, .. } => match source {
+                ProviderError::Connect(_) => {
+                    ApiError::new(503, "api_error", "upstream_unavailable", message)
+                }
+                ProviderError::Timeout(_) => {
+                    ApiError::new(504, "api_error", "upstream_timeout", message)
+                }
+                ProviderError::Upstream {
+                    status,
+                    retry_after,
+                    ..
+                } => match status {
+                    429 => ApiError {
+                        retry_after: *retry_after,
+                        ..ApiError::new(429, "rate_limit_error", "upstream_rate_limited", message)
+                    },
+                    // The upstream judged the request itself bad (too long, bad parameter): the caller's to fix.
+                    400 | 413 | 422 => ApiError::new(
+                        400,
+                        "invalid_request_error",
+                        "upstream_rejected_request",
+                        message,
+                    ),
+                    401 | 403 => ApiError::new(502, "api_error", "upstream_auth_failed", message),
+                    408 => ApiError::new(504, "api_error", "upstream_timeout", message),
+                    _ => ApiError::new(502, "api_error", "upstream_error", message),
+                },
+                ProviderError::Malformed(_) | ProviderError::StreamCut(_) => {
+                    ApiError::new(502, "api_error", "upstream_bad_response", message)
+                }
+                ProviderError::Unsupported(_) | ProviderError::InvalidRequest(_) => {
+                    ApiError::new(400, "invalid_request_error", "unsupported_request", message)
+                }
+                ProviderError::ModelUnavailable(_) => {
+                    ApiError::new(503, "api_error", "model_unavailable", message)
+                }
+                ProviderError::Inference(_) => {
+                    ApiError::new(500, "api_error", "inference_failed", message)
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: u16) -> GatewayError {
+        GatewayError::Provider {
+            deployment: "d".into(),
+            source: ProviderError::Upstream {
+                status,
+                message: "m".into(),
+                retry_after: Some(Duration::from_secs(3)),
+            },
+        }
+    }
+
+    #[test]
+    fn upstream_statuses_map_to_gateway_statuses() {
+        for (upstream_status, expected) in [
+            (429, 429),
+            (400, 400),
+            (401, 502),
+            (404, 502),
+            (500, 502),
+            (503, 502),
+            (408, 504),
+        ] {
+            assert_eq!(
+                ApiError::from(&upstream(upstream_status)).status,
+                expected,
+                "upstream {upstream_status}"
+            );
+        }
+        assert_eq!(
+            ApiError::from(&upstream(429)).retry_after,
+            Some(Duration::from_secs(3))
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! A streamed completion as the gateway hands it out: chunks pass through, usage and the finish
+//! reason are tracked, and exactly one log row is written when the stream ends, breaks, or is
+//! dropped by a caller that went away.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+
+use super::{Pricing, RequestLog, fail_row, fill_usage, millis};
+use crate::error::GatewayError;
+use crate::providers::types::{ChatChunk, Usage};
+use crate::providers::{ChunkStream, ProviderError};
+use crate::store::{RequestRecord, RequestStatus};
+
+pub(super) struct Tracker {
+    log: RequestLog,
+    row: RequestRecord,
+    pricing: Pricing,
+    request_started: Instant,
+    provider_started: Instant,
+    usage: Option<Usage>,
+    /// Content-bearing chunks seen: the completion-token estimate when a stream breaks before
+    /// the provider reported usage (providers send about one token per chunk).
+    content_chunks: u64,
+    finished: bool,
+}
+
+impl Tracker {
+    pub(super) fn new(
+        log: RequestLog,
+        row: RequestRecord,
+        pricing: Pricing,
+        request_started: Instant,
+        provider_started: Instant,
+    ) -> Self {
+        Self {
+            log,
+            row,
+            pricing,
+            request_started,
+            provider_started,
+            usage: None,
+            content_chunks: 0,
+            finished: false,
+        }
+    }
+
+    fn observe(&mut self, chunk: &ChatChunk) {
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage);
+        }
+        for choice in &chunk.choices {
+            if choice.delta.content.as_ref().is_some_and(|c| !c.is_empty())
+                || choice.delta.tool_calls.is_some()
+            {
+                self.content_chunks += 1;
+            }
+            if choice.finish_reason.is_some() {
+                self.finished = true;
+            }
+        }
+    }
+
+    fn write(mut self, status: RequestStatus, error: Option<&GatewayError>) {
+        let usage = self
+            .usage
+            .unwrap_or_else(|| Usage::new(0, self.content_chunks, 0, 0));
+        fill_usage(&mut self.row, &usage, self.pricing.cost_micro_usd(&usage));
+        self.row.status = status;
+        if let Some(error) = error {
+            fail_row(&mut self.row, error);
+        }
+        self.row.provider_latency_ms = millis(self.provider_started.elapsed());
+        self.row.latency_ms = millis(self.request_started.elapsed());
+        self.log.record(self.row);
+    }
+}
+
+pub struct CompletionStream {
+    chunks: ChunkStream,
+    /// `Some` until the row is written; then the stream is over.
+    tracker: Option<Tracker>,
+    include_usage: bool,
+    deployment: String,
+}
+
+impl CompletionStream {
+    pub(super) fn new(
+        chunks: ChunkStream,
+        tracker: Tracker,
+        include_usage: bool,
+        deployment: String,
+    ) -> Self {
+        Self {
+            chunks,
+            tracker: Some(tracker),
+            include_usage,
+            deployment,
+        }
+    }
+
+    pub fn deployment(&self) -> &str {
+        &self.deployment
+    }
+}
+
+impl Stream for CompletionStream {
+    type Item = Result<ChatChunk, GatewayError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let Some(tracker) = this.tracker.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let item = match this.chunks.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match item {
+                Some(Ok(mut chunk)) => {
+                    tracker.observe(&chunk);
+                    if !this.include_usage {
+                        if chunk.choices.is_empty() && chunk.usage.is_some() {
+                            continue; // the usage-only chunk the caller did not ask for
+                        }
+                        chunk.usage = None;
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+                Some(Err(source)) => {
+                    let error = GatewayError::Provider {
+                        deployment: this.deployment.clone(),
+                        source,
+                    };
+                    if let Some(tracker) = this.tracker.take() {
+                        tracker.write(RequestStatus::Error, Some(&error));
+                    }
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {
+                    let Some(tracker) = this.tracker.take() else {
+                        return Poll::Ready(None);
+                    };
+                    if tracker.finished {
+                        tracker.write(RequestStatus::Success, None);
+                        return Poll::Ready(None);
+                    }
+                    // Every provider ends a complete answer with a finish reason.
+                    let error = GatewayError::Provider {
+                        deployment: this.deployment.clone(),
+                        source: ProviderError::StreamCut(
+                            "stream ended without a finish reason".into(),
+                        ),
+                    };
+                    tracker.write(RequestStatus::Error, Some(&error));
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CompletionStream {
+    fn drop(&mut self) {
+        if let Some(tracker) = self.tracker.take() {
+            tracker.write(RequestStatus::Cancelled, None);
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The `askacme` command line. `anyhow` lives here only; the library has typed errors.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use askacme::config::Config;
+use askacme::gateway::RequestContext;
+use askacme::models::catalog::{CATALOG, CatalogEntry};
+use askacme::models::fetch::{self, FetchOutcome, FileState};
+use askacme::providers::types::{ChatRequest, Message, Role};
+use askacme::server::{self, AppState};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+
+#[derive(Parser)]
+#[command(
+    name = "askacme",
+    version,
+    about = "Internal knowledge assistant and LLM gateway"
+)]
+struct Cli {
+    /// Configuration file, laid over the built-in defaults (which need no file at all).
+    #[arg(long, global = true, env = "ASKACME_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI-compatible HTTP API.
+    Serve {
+        /// Address to listen on [default: server.listen from the config, 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Send one chat message through the gateway and print the answer.
+    Chat {
+        message: String,
+        /// Alias or deployment name.
+        #[arg(long, default_value = "strong")]
+        model: String,
+        /// Print the answer token by token.
+        #[arg(long)]
+        stream: bool,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        max_tokens: Option<u32>,
+        #[arg(long)]
+        temperature: Option<f32>,
+    },
+    /// Manage the pinned local models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download, verify and unpack models (all of them unless names are given).
+    Fetch { names: Vec<String> },
+    /// Show the catalog and what is present.
+    List,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,askacme=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve { listen } => runtime.block_on(serve(config, listen)),
+        Command::Chat {
+            message,
+            model,
+            stream,
+            system,
+            max_tokens,
+            temperature,
+        } => {
+            let mut messages = Vec::new();
+            if let Some(system) = system {
+                messages.push(Message::new(Role::System, system));
+            }
+            messages.push(Message::new(Role::User, message));
+            let request = ChatRequest {
+                model,
+                messages,
+                temperature,
+                top_p: None,
+                max_tokens,
+                max_completion_tokens: None,
+                stop: None,
+                stream: Some(stream),
+                stream_options: None,
+                tools: None,
+                tool_choice: None,
+                n: None,
+                seed: None,
+                user: None,
+                extra: Default::default(),
+            };
+            runtime.block_on(chat(config, request))
+        }
+        Command::Models {
+            command: ModelsCommand::Fetch { names },
+        } => fetch_models(&config, &names),
+        Command::Models {
+            command: ModelsCommand::List,
+        } => {
+            list_models(&config);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<()> {
+    let state = AppState::from_config(&config).await?;
+    let address = listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    tracing::info!(%address, "askacme listening");
+    let warming = state.clone();
+    let models = config.server.warm_up.clone();
+    tokio::spawn(async move { warming.warm_up(&models).await });
+    server::serve(listener, state, config.server.max_body_bytes).await?;
+    Ok(())
+}
+
+async fn chat(config: Config, request: ChatRequest) -> Result<()> {
+    let state = AppState::from_config(&config).await?;
+    let gateway = &state.gateway;
+    let ctx = RequestContext::new(format!("cli_{}", uuid::Uuid::now_v7().simple()), "cli/chat");
+    let mut stdout = std::io::stdout();
+    let result = if request.is_stream() {
+        let mut stream = gateway.stream(request, &ctx).await?;
+        while let Some(chunk) = stream.next().await {
+            for choice in chunk?.choices {
+                if let Some(text) = choice.delta.content {
+                    write!(stdout, "{text}")?;
+                    stdout.flush()?;
+                }
+            }
+        }
+        writeln!(stdout)?;
+        Ok(())
+    } else {
+        let completion = gateway.complete(request, &ctx).await?;
+        let text = completion
+            .response
+            .choices
+            .first()
+            .map(|c| c.message.text())
+            .unwrap_or_default();
+        writeln!(stdout, "{text}")?;
+        let usage = completion.response.usage.unwrap_or_default();
+        eprintln!(
+            "[{}: {} prompt + {} completion tokens, ${:.6}, {:.0} ms]",
+            completion.deployment,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            completion.cost_micro_usd as f64 / 1e6,
+            ctx.started.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok(())
+    };
+    gateway.request_log().flush().await;
+    result
+}
+
+fn selected(names: &[String]) -> Result<Vec<&'static CatalogEntry>> {
+    if names.is_empty() {
+        return Ok(CATALOG.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            askacme::models::catalog::find(name).with_context(|| {
+                let known: Vec<&str> = CATALOG.iter().map(|e| e.name).collect();
+                format!(
+                    "unknown model `{name}`; the catalog has: {}",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn fetch_models(config: &Config, names: &[String]) -> Result<()> {
+    let models_dir = config.models_dir();
+    let mut failures = 0;
+    for entry in selected(names)? {
+        match fetch::fetch(entry, &models_dir, |line| {
+            eprintln!("{}: {line}", entry.name)
+        }) {
+            Ok(outcomes) => {
+                let word = if outcomes.contains(&FetchOutcome::Downloaded) {
+                    "downloaded"
+                } else if outcomes.contains(&FetchOutcome::VerifiedInPlace) {
+                    "verified"
+                } else {
+                    "already present"
+                };
+                println!(
+                    "{:<30} {word}  {}",
+                    entry.name,
+                    entry.dir(&models_dir).display()
+                );
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("{}: {e}", entry.name);
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} model(s) could not be fetched");
+    }
+    Ok(())
+}
+
+fn list_models(config: &Config) {
+    let models_dir = config.models_dir();
+    println!("models directory: {}", models_dir.display());
+    for entry in CATALOG {
+        let states: Vec<FileState> = entry
+            .files
+            .iter()
+            .map(|f| fetch::file_state(&entry.dir(&models_dir).join(f.name), f))
+            .collect();
+        let state = if states.iter().all(|s| *s == FileState::Verified) {
+            "present"
+        } else if states.contains(&FileState::Missing) {
+            "missing"
+        } else {
+            "unverified (run models fetch)"
+        };
+        let bytes: u64 = entry
+            .files
+            .iter()
+            .filter_map(|f| std::fs::metadata(entry.dir(&models_dir).join(f.name)).ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "{:<30} {:<10?} {:<30} {:>8.1} MB  {}",
+            entry.name,
+            entry.kind,
+            state,
+            bytes as f64 / 1e6,
+            entry.description
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Sentence embeddings with candle's BERT: MiniLM-L6 with mean pooling over real tokens and L2
+//! normalisation, so the dot product of two vectors is their cosine similarity.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+/// MiniLM was trained on sequences of at most 256 word pieces; longer inputs are truncated.
+const MAX_TOKENS: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("cannot load embedding model from {path}: {message}")]
+    Load { path: String, message: String },
+    #[error("embedding failed: {0}")]
+    Inference(String),
+}
+
+pub trait Embedder: Send + Sync {
+    fn dimensions(&self) -> usize;
+    /// One unit-length vector per input, plus the number of tokens read.
+    fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64), EmbedError>;
+}
+
+pub struct BertEmbedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    dimensions: usize,
+}
+
+impl BertEmbedder {
+    /// `dir` holds `model.safetensors`, `tokenizer.json` and `config.json`.
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let load_err = |message: String| EmbedError::Load {
+            path: dir.display().to_string(),
+            message,
+        };
+        let config_text = std::fs::read_to_string(dir.join("config.json"))
+            .map_err(|e| load_err(format!("config.json: {e}")))?;
+        let config: BertConfig = serde_json::from_str(&config_text)
+            .map_err(|e| load_err(format!("config.json: {e}")))?;
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| load_err(format!("tokenizer.json: {e}")))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| load_err(format!("tokenizer truncation: {e}")))?;
+        let weights = std::fs::read(dir.join("model.safetensors"))
+            .map_err(|e| load_err(format!("model.safetensors: {e}")))?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+            .map_err(|e| load_err(e.to_string()))?;
+        let model = BertModel::load(vb, &config).map_err(|e| load_err(e.to_string()))?;
+        Ok(Self {
+            model,
+            tokenizer,
+            dimensions: config.hidden_size,
+        })
+    }
+
+    fn embed_batch(&self, texts: &[String]) -> candle_core::Result<(Vec<Vec<f32>>, u64)> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let tokens_read: u64 = encodings
+            .iter()
+            .map(|e| e.get_attention_mask().iter().sum::<u32>() as u64)
+            .sum();
+        let rows = encodings.len();
+        let width = encodings.first().map_or(0, |e| e.len());
+        let flat = |get: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+            encodings
+                .iter()
+                .flat_map(|e| get(e).iter().copied())
+                .collect()
+        };
+        let device = Device::Cpu;
+        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (rows, width), &device)?;
+        let type_ids = Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, width), &device)?;
+        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (rows, width), &device)?;
+
+        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (rows, width, dim)
+        // Mean over real tokens only: padding would otherwise pull short texts towards each other.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let normalized = mean.broadcast_div(&norms)?;
+        Ok((normalized.to_vec2::<f32>()?, tokens_read))
+    }
+}
+
+impl Embedder for BertEmbedder {
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64), EmbedError> {
+        if texts.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        // Batches of similar size keep padding waste low; 32 keeps peak memory small.
+        let mut vectors = Vec::with_capacity(texts.len());
+        let mut tokens = 0;
+        for batch in texts.chunks(32) {
+            let (batch_vectors, batch_tokens) = self
+                .embed_batch(batch)
+                .map_err(|e| EmbedError::Inference(e.to_string()))?;
+            vectors.extend(batch_vectors);
+            tokens += batch_tokens;
+        }
+        Ok((vectors, tokens))
+    }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

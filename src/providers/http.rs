@@ -1,0 +1,167 @@
+//! The HTTP plumbing shared by the remote providers: one reqwest client per provider, JSON
+//! posts, upstream error bodies and `Retry-After`, and server-sent-event streams that are
+//! checked (status, content type) before the first event is handed out.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::ProviderError;
+use crate::config::RemoteProviderConfig;
+
+pub(crate) type EventStream = BoxStream<'static, Result<Event, ProviderError>>;
+
+/// reqwest is built without a default TLS crypto provider (to avoid a second one, aws-lc, in
+/// the build); ring is installed once per process before any client is made.
+pub fn install_tls_provider() {
+    static CRYPTO: Once = Once::new();
+    CRYPTO.call_once(|| {
+        // Ignoring the result: it only fails when a provider is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub(crate) struct HttpUpstream {
+    client: reqwest::Client,
+    base_url: String,
+    timeout: Duration,
+}
+
+impl HttpUpstream {
+    pub(crate) fn new(
+        config: &RemoteProviderConfig,
+        headers: HeaderMap,
+    ) -> Result<Self, ProviderError> {
+        install_tls_provider();
+        let timeout = Duration::from_secs(config.timeout_secs);
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+            .build()
+            .map_err(|e| ProviderError::Connect(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            timeout,
+        })
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let response = self
+            .client
+            .post(format!("{}{}", self.base_url, path))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(e, self.timeout))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(upstream_error(response).await)
+    }
+
+    pub(crate) async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ProviderError> {
+        let response = self.post(path, body).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(e, self.timeout))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ProviderError::Malformed(format!("{e}: {}", preview(&bytes))))
+    }
+
+    pub(crate) async fn post_sse(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<EventStream, ProviderError> {
+        let response = self.post(path, body).await?;
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if !content_type.starts_with("text/event-stream") {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(ProviderError::Malformed(format!(
+                "expected an event stream, got content type `{content_type}`: {}",
+                preview(&bytes)
+            )));
+        }
+        let timeout = self.timeout;
+        Ok(response
+            .bytes_stream()
+            .eventsource()
+            .map(move |item| {
+                item.map_err(|e| match e {
+                    eventsource_stream::EventStreamError::Transport(e) => {
+                        match ProviderError::from_reqwest(e, timeout) {
+                            ProviderError::Timeout(t) => ProviderError::Timeout(t),
+                            other => ProviderError::StreamCut(other.to_string()),
+                        }
+                    }
+                    other => ProviderError::StreamCut(other.to_string()),
+                })
+            })
+            .boxed())
+    }
+}
+
+async fn upstream_error(response: reqwest::Response) -> ProviderError {
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers());
+    let bytes = response.bytes().await.unwrap_or_default();
+    // OpenAI: {"error":{"message":..}}; Anthropic: {"type":"error","error":{"message":..}}.
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| preview(&bytes));
+    ProviderError::Upstream {
+        status,
+        message,
+        retry_after,
+    }
+}
+
+/// `Retry-After` in seconds (integer or fractional), or OpenAI's `retry-after-ms`.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    if let Some(ms) = header("retry-after-ms") {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    header(RETRY_AFTER.as_str()).map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+fn preview(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut end = text.len().min(300);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}

@@ -1,0 +1,235 @@
+//! Persistence: the embedded SQLite database (WAL) with its schema migrations. A leaf module
+//! that knows rows, not policy.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Schema migrations, applied in order, each once, each in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_requests.sql"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("unreadable row: {0}")]
+    Decode(String),
+}
+
+/// How a request ended, as stored in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestStatus {
+    Success,
+    /// Refused or failed: the `error` column says why.
+    Error,
+    /// The caller went away before the answer was complete.
+    Cancelled,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Success => "success",
+            RequestStatus::Error => "error",
+            RequestStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for RequestStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "success" => Ok(RequestStatus::Success),
+            "error" => Ok(RequestStatus::Error),
+            "cancelled" => Ok(RequestStatus::Cancelled),
+            other => Err(format!("unknown request status `{other}`")),
+        }
+    }
+}
+
+/// One row of the `requests` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub key_id: Option<String>,
+    pub endpoint: String,
+    pub requested_model: String,
+    pub deployment: Option<String>,
+    pub provider: Option<String>,
+    pub stream: bool,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_micro_usd: u64,
+    pub latency_ms: f64,
+    pub provider_latency_ms: f64,
+    pub status: RequestStatus,
+    pub http_status: u16,
+    pub error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Database {
+    pool: SqlitePool,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at a `sqlite://PATH` URL and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(parent) = options
+            .get_filename()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let db = Self { pool };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+            .execute(&self.pool)
+            .await?;
+        for &(version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if applied.is_none() {
+                sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts rows in one transaction: all or none.
+    pub async fn insert_requests(&self, rows: &[RequestRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, provider, \
+                 stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_micro_usd, \
+                 latency_ms, provider_latency_ms, status, http_status, error) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&row.id)
+            .bind(row.created_at_ms)
+            .bind(&row.key_id)
+            .bind(&row.endpoint)
+            .bind(&row.requested_model)
+            .bind(&row.deployment)
+            .bind(&row.provider)
+            .bind(row.stream)
+            .bind(to_i64(row.prompt_tokens))
+            .bind(to_i64(row.completion_tokens))
+            .bind(to_i64(row.cached_tokens))
+            .bind(to_i64(row.cache_write_tokens))
+            .bind(to_i64(row.cost_micro_usd))
+            .bind(row.latency_ms)
+            .bind(row.provider_latency_ms)
+            .bind(row.status.as_str())
+            .bind(i64::from(row.http_status))
+            .bind(&row.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The most recent rows, newest first.
+    pub async fn recent_requests(&self, limit: u32) -> Result<Vec<RequestRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM requests ORDER BY created_at_ms DESC, id DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(decode_request).collect()
+    }
+
+    pub async fn request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM requests WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_request).transpose()
+    }
+
+    /// Cheap round trip for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreError> {
+    let count =
+        |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+    let status: String = row.try_get("status")?;
+    Ok(RequestRecord {
+        id: row.try_get("id")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        key_id: row.try_get("key_id")?,
+        endpoint: row.try_get("endpoint")?,
+        requested_model: row.try_get("requested_model")?,
+        deployment: row.try_get("deployment")?,
+        provider: row.try_get("provider")?,
+        stream: row.try_get("stream")?,
+        prompt_tokens: count("prompt_tokens")?,
+        completion_tokens: count("completion_tokens")?,
+        cached_tokens: count("cached_tokens")?,
+        cache_write_tokens: count("cache_write_tokens")?,
+        cost_micro_usd: count("cost_micro_usd")?,
+        latency_ms: row.try_get("latency_ms")?,
+        provider_latency_ms: row.try_get("provider_latency_ms")?,
+        status: status.parse().map_err(StoreError::Decode)?,
+        http_status: u16::try_from(row.try_get::<i64, _>("http_status")?)
+            .map_err(|e| StoreError::Decode(e.to_string()))?,
+        error: row.try_get("error")?,
+    })
+}

@@ -1,0 +1,366 @@
+//! Test harness: the app served in-process on an ephemeral port, and fake upstreams that speak
+//! the real OpenAI and Anthropic wire formats. A fake's behaviour is chosen by the upstream model
+//! name (`ok`, `tool`, `err-429`, `stream-cut`, …), so tests need no shared script state.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use askacme::config::Config;
+use askacme::server::{self, AppState};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// Directory for one test's data; removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "askacme-it-{label}-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where `askacme models fetch` put the models (respects `ASKACME_HOME`).
+pub fn models_dir() -> PathBuf {
+    Config::load(None).unwrap().models_dir()
+}
+
+pub struct App {
+    pub base: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    _dir: TempDir,
+}
+
+impl App {
+    /// Serves the app with `extra` TOML laid over the defaults, a fresh database, and the shared models.
+    pub async fn spawn(extra: &str) -> App {
+        let dir = TempDir::new("app");
+        let text = format!(
+            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n[server]\nwarm_up = []\nmax_body_bytes = 1048576\n{extra}",
+            dir.0.display().to_string(),
+            models_dir().display().to_string()
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        let state = AppState::from_config(&config).await.unwrap();
+        state.warm_up(&[]).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let serving = state.clone();
+        tokio::spawn(async move {
+            server::serve(listener, serving, config.server.max_body_bytes).await
+        });
+        askacme::providers::install_tls_provider();
+        App {
+            base,
+            state,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The log row of a request, once the writer has flushed it.
+    pub async fn log_row(&self, request_id: &str) -> askacme::store::RequestRecord {
+        let log = self.state.gateway.request_log();
+        log.flush().await;
+        log.database()
+            .request(request_id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no log row for {request_id}"))
+    }
+}
+
+pub fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Reads an SSE body into its `(event, data)` pairs.
+pub fn sse_events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = String::new();
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.trim_start().to_owned());
+                }
+            }
+            (event, data.join("\n"))
+        })
+        .collect()
+}
+
+/// The fake upstream: records every request body it receives.
+#[derive(Clone, Default)]
+pub struct Fake {
+    pub received: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+}
+
+impl Fake {
+    pub async fn spawn() -> (Fake, SocketAddr) {
+        let fake = Fake::default();
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai_chat))
+            .route("/v1/embeddings", post(openai_embeddings))
+            .route("/v1/messages", post(anthropic_messages))
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (fake, addr)
+    }
+
+    pub fn last(&self) -> (HeaderMap, Value) {
+        self.received
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the fake received no request")
+    }
+}
+
+fn sse_body(events: Vec<String>) -> Response {
+    let body: String = events.concat();
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn error_response(status: u16, message: &str, retry_after: Option<u64>) -> Response {
+    let mut response = (
+        StatusCode::from_u16(status).unwrap(),
+        axum::Json(json!({"error": {"message": message, "type": "x"}})),
+    )
+        .into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
+}
+
+/// Shared fault behaviours; `None` means "answer normally".
+async fn fault(model: &str) -> Option<Response> {
+    match model {
+        "err-500" => Some(error_response(500, "upstream exploded", None)),
+        "err-503" => Some(error_response(503, "overloaded", None)),
+        "err-429" => Some(error_response(429, "slow down", Some(7))),
+        "err-401" => Some(error_response(401, "bad key", None)),
+        "err-400" => Some(error_response(400, "context length exceeded", None)),
+        "malformed" => Some(
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from("{\"id\": oops"))
+                .unwrap(),
+        ),
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Some(error_response(500, "too late", None))
+        }
+        _ => None,
+    }
+}
+
+async fn openai_chat(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    fake.received.lock().unwrap().push((headers, body.clone()));
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    if let Some(response) = fault(&model).await {
+        return response;
+    }
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let cached = if model == "cached" { 1500 } else { 0 };
+    let usage = json!({"prompt_tokens": 2000, "completion_tokens": 300, "total_tokens": 2300,
+                       "prompt_tokens_details": {"cached_tokens": cached}});
+    let base = json!({"id": "chatcmpl-fake", "created": 1, "model": model});
+    if model == "tool" {
+        let call = json!({"id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"leave\"}"}});
+        if stream {
+            let chunk = |delta: Value, finish: Value| {
+                let mut c = base.clone();
+                c["object"] = json!("chat.completion.chunk");
+                c["choices"] = json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
+                format!("data: {c}\n\n")
+            };
+            return sse_body(vec![
+                chunk(
+                    json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": ""}}]}),
+                    Value::Null,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"q\":\"leave\"}"}}]}),
+                    Value::Null,
+                ),
+                chunk(json!({}), json!("tool_calls")),
+                format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage})
+                ),
+                "data: [DONE]\n\n".into(),
+            ]);
+        }
+        let mut r = base.clone();
+        r["object"] = json!("chat.completion");
+        r["choices"] = json!([{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [call]}, "finish_reason": "tool_calls"}]);
+        r["usage"] = usage;
+        return axum::Json(r).into_response();
+    }
+    let words = ["Parental ", "leave ", "is ", "16 ", "weeks."];
+    if stream {
+        let mut events: Vec<String> = words
+            .iter()
+            .map(|w| {
+                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+                               "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
+                format!("data: {c}\n\n")
+            })
+            .collect();
+        if model == "stream-cut" {
+            events.truncate(2);
+            return sse_body(events);
+        }
+        events.push(format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})));
+        events.push(format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage})));
+        events.push("data: [DONE]\n\n".into());
+        return sse_body(events);
+    }
+    let mut r = base;
+    r["object"] = json!("chat.completion");
+    r["choices"] = json!([{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "stop"}]);
+    r["usage"] = usage;
+    r["system_fingerprint"] = json!("fp_fake");
+    axum::Json(r).into_response()
+}
+
+async fn openai_embeddings(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    fake.received.lock().unwrap().push((headers, body.clone()));
+    let inputs = body["input"].as_array().cloned().unwrap_or_default();
+    // Returned out of order on purpose: clients must sort by index.
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, _)| json!({"object": "embedding", "index": i, "embedding": [i as f32, 1.0, 0.5]}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 12, "total_tokens": 12}}))
+        .into_response()
+}
+
+async fn anthropic_messages(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    fake.received
+        .lock()
+        .unwrap()
+        .push((headers.clone(), body.clone()));
+    if headers.get("anthropic-version").is_none() {
+        return error_response(400, "missing anthropic-version", None);
+    }
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    if model == "err-529" {
+        return error_response(529, "Overloaded", None);
+    }
+    if let Some(response) = fault(&model).await {
+        return response;
+    }
+    let usage = json!({"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20});
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let tool = model == "tool";
+    if !stream {
+        let content = if tool {
+            json!([{"type": "text", "text": "Let me look."}, {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "leave"}}])
+        } else {
+            json!([{"type": "text", "text": "Parental leave is 16 weeks."}])
+        };
+        return axum::Json(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": if tool { "tool_use" } else { "end_turn" }, "stop_sequence": null, "usage": usage}))
+        .into_response();
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
+            "usage": {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20}}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Parental leave "}}),
+        ),
+    ];
+    if model == "stream-error" {
+        events.push(event("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})));
+        return sse_body(events);
+    }
+    if model == "stream-cut" {
+        return sse_body(events);
+    }
+    events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "is 16 weeks."}})));
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    if tool {
+        events.push(event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}})));
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":"}})));
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"leave\"}"}})));
+        events.push(event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ));
+    }
+    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": if tool { "tool_use" } else { "end_turn" }}, "usage": {"output_tokens": 5}})));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    sse_body(events)
+}

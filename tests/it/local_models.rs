@@ -1,0 +1,243 @@
+//! The local provider with real models: SmolLM2-135M for generation mechanics, MiniLM for
+//! embeddings. `askacme models fetch smollm2-135m-instruct all-minilm-l6-v2` must have run.
+
+use serde_json::{Value, json};
+
+use crate::harness::{App, request_id, sse_events};
+
+fn tiny(prompt: &str, extra: Value) -> Value {
+    let mut body = json!({"model": "tiny", "temperature": 0, "max_tokens": 40,
+                          "messages": [{"role": "user", "content": prompt}]});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+async fn answer(app: &App, body: Value) -> Value {
+    let response = app.post("/v1/chat/completions", body).await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn text(body: &Value) -> String {
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn greedy_decoding_is_deterministic_and_streaming_matches() {
+    let app = App::spawn("").await;
+    let prompt = "List three colours of the rainbow.";
+    let first = answer(&app, tiny(prompt, json!({}))).await;
+    let second = answer(&app, tiny(prompt, json!({}))).await;
+    assert!(!text(&first).trim().is_empty());
+    assert_eq!(
+        text(&first),
+        text(&second),
+        "temperature 0 must be deterministic"
+    );
+    let usage = &first["usage"];
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 5);
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0);
+
+    let response = app
+        .post(
+            "/v1/chat/completions",
+            tiny(
+                prompt,
+                json!({"stream": true, "stream_options": {"include_usage": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let events = sse_events(&response.text().await.unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let mut streamed = String::new();
+    let mut usage = Value::Null;
+    let mut chunks_with_text = 0;
+    for (_, data) in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+            streamed.push_str(piece);
+            chunks_with_text += 1;
+        }
+        if !chunk["usage"].is_null() {
+            usage = chunk["usage"].clone();
+        }
+    }
+    assert_eq!(
+        streamed,
+        text(&first),
+        "streaming yields the same text as non-streaming"
+    );
+    assert!(chunks_with_text > 1, "tokens arrive one by one");
+    assert_eq!(
+        usage["completion_tokens"],
+        first["usage"]["completion_tokens"]
+    );
+    let row = app.log_row(&id).await;
+    assert_eq!(
+        row.completion_tokens,
+        first["usage"]["completion_tokens"].as_u64().unwrap(),
+        "streams are logged with final usage"
+    );
+    assert_eq!(row.provider.as_deref(), Some("local"));
+}
+
+#[tokio::test]
+async fn max_tokens_and_stop_sequences_are_respected() {
+    let app = App::spawn("").await;
+    let prompt = "Write a long story about a lighthouse keeper.";
+    let limited = answer(&app, tiny(prompt, json!({"max_tokens": 5}))).await;
+    assert_eq!(limited["usage"]["completion_tokens"], 5);
+    assert_eq!(limited["choices"][0]["finish_reason"], "length");
+
+    let full = text(&answer(&app, tiny(prompt, json!({"max_tokens": 40}))).await);
+    // Stop at a word from the middle of the unconstrained answer.
+    let words: Vec<&str> = full.split_whitespace().collect();
+    assert!(words.len() > 6, "answer too short to test stops: {full:?}");
+    let stop = words[4];
+    let cut = full.find(stop).unwrap();
+    for stream in [false, true] {
+        let body = tiny(
+            prompt,
+            json!({"max_tokens": 40, "stop": [stop], "stream": stream}),
+        );
+        let got = if stream {
+            let events = sse_events(
+                &app.post("/v1/chat/completions", body)
+                    .await
+                    .text()
+                    .await
+                    .unwrap(),
+            );
+            events
+                .iter()
+                .filter(|(_, d)| d != "[DONE]")
+                .filter_map(|(_, d)| {
+                    serde_json::from_str::<Value>(d).unwrap()["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect::<String>()
+        } else {
+            let response = answer(&app, body).await;
+            assert_eq!(response["choices"][0]["finish_reason"], "stop");
+            text(&response)
+        };
+        assert_eq!(
+            got,
+            full[..cut],
+            "stream={stream}: output ends right before the stop sequence {stop:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_beyond_the_limit_queue_and_all_finish() {
+    let app = App::spawn("[providers.local]\nmax_concurrent = 2\n").await;
+    let requests = (0..4).map(|i| {
+        app.post(
+            "/v1/chat/completions",
+            tiny(&format!("Count to {i}."), json!({"max_tokens": 8})),
+        )
+    });
+    for response in futures::future::join_all(requests).await {
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn minilm_scores_paraphrases_above_unrelated_text() {
+    let app = App::spawn("").await;
+    let texts = [
+        "How many days of annual leave do I get?",
+        "What is my yearly vacation allowance?",
+        "The printer on floor 3 is out of toner.",
+    ];
+    let response = app
+        .post("/v1/embeddings", json!({"model": "embed", "input": texts}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let vectors: Vec<Vec<f32>> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    assert_eq!(vectors[0].len(), 384);
+    let norm: f32 = vectors[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(
+        (norm - 1.0).abs() < 1e-3,
+        "vectors are L2-normalised, norm {norm}"
+    );
+    let paraphrase = askacme::models::embedder::cosine(&vectors[0], &vectors[1]);
+    let unrelated = askacme::models::embedder::cosine(&vectors[0], &vectors[2]);
+    assert!(paraphrase > 0.5, "paraphrase similarity {paraphrase}");
+    assert!(
+        paraphrase > unrelated + 0.3,
+        "paraphrase {paraphrase} vs unrelated {unrelated}"
+    );
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
+
+    // base64 (what the official client asks for by default) carries the same floats.
+    let response = app
+        .post(
+            "/v1/embeddings",
+            json!({"model": "embed", "input": texts[0], "encoding_format": "base64"}),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(decoded.len(), 384);
+    assert!(
+        decoded
+            .iter()
+            .zip(&vectors[0])
+            .all(|(a, b)| (a - b).abs() < 1e-5)
+    );
+}
+
+#[tokio::test]
+async fn a_model_that_is_not_downloaded_gets_a_503_saying_how_to_fetch_it() {
+    let app = App::spawn(
+        "[deployments.ghost]\nprovider = \"local\"\nmodel = \"/nonexistent/model.gguf\"\n",
+    )
+    .await;
+    let response = app
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "ghost", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("models list"),
+        "{body}"
+    );
+}
