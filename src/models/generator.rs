@@ -73,6 +73,16 @@ pub struct GenerationStats {
     pub completion_tokens: u32,
     pub prefill_ms: f64,
     pub decode_ms: f64,
+    /// llama.cpp's own counters for the same generation (`llama_perf_context`), for comparison.
+    pub llama_cpp: LlamaPerf,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LlamaPerf {
+    pub prompt_tokens: i32,
+    pub prefill_ms: f64,
+    pub decode_tokens: i32,
+    pub decode_ms: f64,
 }
 
 impl GenerationStats {
@@ -278,6 +288,7 @@ fn run(
     let max_tokens = params.max_tokens.map_or(budget, |m| m.min(budget));
 
     ctx.clear_kv_cache();
+    ctx.reset_timings();
     let prefill_start = Instant::now();
     let batch_size = options.batch_tokens as usize;
     let mut batch = LlamaBatch::new(batch_size.max(1), 1);
@@ -341,7 +352,14 @@ fn run(
     if !rest.is_empty() && events.blocking_send(GenerationEvent::Text(rest)).is_err() {
         return Ok(None);
     }
+    let timings = ctx.timings();
     Ok(Some(GenerationStats {
+        llama_cpp: LlamaPerf {
+            prompt_tokens: timings.n_p_eval(),
+            prefill_ms: timings.t_p_eval_ms(),
+            decode_tokens: timings.n_eval(),
+            decode_ms: timings.t_eval_ms(),
+        },
         cause,
         prompt_tokens: tokens.len() as u32,
         completion_tokens,

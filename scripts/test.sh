@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: lint, build, fetch the small test models, check the official OpenAI Python
+# client against a running server, then the Rust test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo build
+target/debug/askacme models fetch smollm2-135m-instruct all-minilm-l6-v2
+scripts/openai_compat.sh target/debug/askacme
+cargo test
