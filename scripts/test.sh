@@ -10,4 +10,4 @@ cargo clippy --all-targets -- -D warnings
 cargo build
 target/debug/askacme models fetch smollm2-135m-instruct all-minilm-l6-v2
 scripts/openai_compat.sh target/debug/askacme
-cargo test
+cargo test --tests

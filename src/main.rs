@@ -70,8 +70,9 @@ enum ModelsCommand {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,askacme=info,llama-cpp-2=error")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,askacme=info,llama-cpp-2=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -440,6 +440,36 @@ mod tests {
     }
 
     #[test]
+    fn example_file_is_valid_and_documents_every_default_key() {
+        let example = include_str!("../../askacme.example.toml");
+        Config::from_toml_str(example).unwrap();
+        let defaults: toml::Table = DEFAULT_CONFIG.parse().unwrap();
+        for (section, table) in &defaults {
+            for key in table.as_table().unwrap().keys() {
+                assert!(
+                    example.contains(key.as_str()),
+                    "askacme.example.toml does not mention {section}.{key}"
+                );
+            }
+        }
+        for key in [
+            "data_dir",
+            "api_key",
+            "base_url",
+            "timeout_secs",
+            "connect_timeout_secs",
+            "default_max_tokens",
+            "cached_input",
+            "cache_write",
+        ] {
+            assert!(
+                example.contains(key),
+                "askacme.example.toml does not document {key}"
+            );
+        }
+    }
+
+    #[test]
     fn syntax_errors_are_reported() {
         let err = Config::from_toml_str("[server\nlisten=1").unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");

@@ -195,7 +195,6 @@ impl Gateway {
             Ok(completion) => {
                 let usage = completion.response.usage.unwrap_or_default();
                 fill_usage(&mut row, &usage, completion.cost_micro_usd);
-                row.provider_latency_ms = millis(completion.provider_time);
             }
             Err(e) => fail_row(&mut row, e),
         }

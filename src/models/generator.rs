@@ -221,7 +221,8 @@ fn worker_loop(
         .with_n_ctx(NonZeroU32::new(options.context_tokens))
         .with_n_batch(options.batch_tokens)
         .with_n_threads(threads)
-        .with_n_threads_batch(threads);
+        .with_n_threads_batch(threads)
+        .with_no_perf(false);
     let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => {
             let _ = ready.send(Ok(()));

@@ -140,6 +140,24 @@ async fn max_tokens_and_stop_sequences_are_respected() {
 }
 
 #[tokio::test]
+async fn a_prompt_longer_than_the_context_window_is_a_client_error() {
+    let app = App::spawn("[providers.local]\ncontext_tokens = 256\n").await;
+    let long = "Please summarise the travel policy. ".repeat(60);
+    let response = app
+        .post("/v1/chat/completions", tiny(&long, json!({})))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("context window"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_requests_beyond_the_limit_queue_and_all_finish() {
     let app = App::spawn("[providers.local]\nmax_concurrent = 2\n").await;
     let requests = (0..4).map(|i| {
@@ -240,4 +258,37 @@ async fn a_model_that_is_not_downloaded_gets_a_503_saying_how_to_fetch_it() {
             .contains("models list"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_stream_is_logged_as_cancelled() {
+    let app = App::spawn("").await;
+    let mut response = app
+        .post(
+            "/v1/chat/completions",
+            tiny(
+                "Write a very long essay about the sea.",
+                json!({"max_tokens": 400, "stream": true}),
+            ),
+        )
+        .await;
+    let id = request_id(&response);
+    let first = response.chunk().await.unwrap();
+    assert!(first.is_some(), "the stream started");
+    drop(response);
+    let log = app.state.gateway.request_log();
+    for _ in 0..100 {
+        log.flush().await;
+        if let Some(row) = log.database().request(&id).await.unwrap() {
+            assert_eq!(row.status, askacme::store::RequestStatus::Cancelled);
+            assert!(
+                row.completion_tokens < 400,
+                "generation stopped early: {}",
+                row.completion_tokens
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no log row for the cancelled stream {id}");
 }
