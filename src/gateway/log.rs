@@ -72,13 +72,81 @@ async fn writer(db: Database, mut receiver: mpsc::UnboundedReceiver<Command>) {
                 .flatten();
         }
         if !rows.is_empty() {
-            if let Err(e) = db.insert_requests(&rows).await {
-                tracing::error!(error = %e, rows = rows.len(), "cannot write request log rows");
-            }
+            write(&db, &rows).await;
             rows.clear();
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
+    }
+}
+
+/// One transaction for the batch; if that fails, row by row, so a bad row loses only itself.
+async fn write(db: &Database, rows: &[RequestRecord]) {
+    if let Err(e) = db.insert_requests(rows).await {
+        tracing::warn!(error = %e, rows = rows.len(), "request log batch failed; writing rows one by one");
+        for row in rows {
+            if let Err(e) = db.insert_requests(std::slice::from_ref(row)).await {
+                tracing::error!(error = %e, id = %row.id, "cannot write request log row");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RequestStatus;
+
+    fn row(id: &str) -> RequestRecord {
+        RequestRecord {
+            id: id.into(),
+            created_at_ms: 1,
+            key_id: None,
+            endpoint: "/v1/chat/completions".into(),
+            requested_model: "fast".into(),
+            deployment: None,
+            provider: None,
+            stream: false,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            cost_micro_usd: 0,
+            latency_ms: 1.0,
+            provider_latency_ms: 0.5,
+            status: RequestStatus::Success,
+            http_status: 200,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_row_does_not_lose_the_rest_of_its_batch() {
+        let path =
+            std::env::temp_dir().join(format!("askacme-log-{}.db", uuid::Uuid::now_v7().simple()));
+        let db = Database::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let log = RequestLog::start(db.clone());
+        log.record(row("a"));
+        log.flush().await;
+        // The duplicate fails the batch transaction; the rows beside it must still be written.
+        log.record(row("b"));
+        log.record(row("a"));
+        log.record(row("c"));
+        log.flush().await;
+        let ids: Vec<String> = db
+            .recent_requests(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        for id in ["a", "b", "c"] {
+            assert!(ids.contains(&id.to_string()), "{id} missing from {ids:?}");
+        }
+        let _ = std::fs::remove_file(path);
     }
 }

@@ -37,6 +37,21 @@ pub struct Deployment {
     provider: Arc<dyn Provider>,
 }
 
+impl Deployment {
+    fn error(&self, source: ProviderError) -> GatewayError {
+        GatewayError::Provider {
+            deployment: self.name.clone(),
+            source,
+        }
+    }
+
+    /// Records on the log row which deployment and provider serve the request.
+    fn stamp(&self, row: &mut RequestRecord) {
+        row.deployment = Some(self.name.clone());
+        row.provider = Some(self.provider_name.clone());
+    }
+}
+
 /// Who is asking and since when; one per incoming request.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -176,10 +191,7 @@ impl Gateway {
             local
                 .warm_up(&deployment.upstream_model)
                 .await
-                .map_err(|source| GatewayError::Provider {
-                    deployment: deployment.name.clone(),
-                    source,
-                })?;
+                .map_err(|source| deployment.error(source))?;
         }
         Ok(())
     }
@@ -210,16 +222,12 @@ impl Gateway {
     ) -> Result<Completion, GatewayError> {
         validate::chat_request(&request)?;
         let deployment = self.resolve(&request.model)?;
-        row.deployment = Some(deployment.name.clone());
-        row.provider = Some(deployment.provider_name.clone());
+        deployment.stamp(row);
         request.model = deployment.upstream_model.clone();
         let started = Instant::now();
         let result = deployment.provider.chat(&request).await;
         row.provider_latency_ms = millis(started.elapsed());
-        let response = result.map_err(|source| GatewayError::Provider {
-            deployment: deployment.name.clone(),
-            source,
-        })?;
+        let response = result.map_err(|source| deployment.error(source))?;
         let cost = deployment
             .pricing
             .cost_micro_usd(&response.usage.unwrap_or_default());
@@ -248,17 +256,13 @@ impl Gateway {
         let opened = async {
             validate::chat_request(&request)?;
             let deployment = self.resolve(&request.model)?;
-            row.deployment = Some(deployment.name.clone());
-            row.provider = Some(deployment.provider_name.clone());
+            deployment.stamp(&mut row);
             request.model = deployment.upstream_model.clone();
             let chunks = deployment
                 .provider
                 .chat_stream(&request)
                 .await
-                .map_err(|source| GatewayError::Provider {
-                    deployment: deployment.name.clone(),
-                    source,
-                })?;
+                .map_err(|source| deployment.error(source))?;
             Ok((chunks, deployment))
         }
         .await;
@@ -294,8 +298,7 @@ impl Gateway {
         let started = Instant::now();
         let result = async {
             let deployment = self.resolve(&request.model)?;
-            row.deployment = Some(deployment.name.clone());
-            row.provider = Some(deployment.provider_name.clone());
+            deployment.stamp(&mut row);
             let inputs = request.input.into_vec();
             if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
                 return Err(GatewayError::invalid(
@@ -313,10 +316,7 @@ impl Gateway {
                 .provider
                 .embed(&deployment.upstream_model, &inputs)
                 .await
-                .map_err(|source| GatewayError::Provider {
-                    deployment: deployment.name.clone(),
-                    source,
-                })?;
+                .map_err(|source| deployment.error(source))?;
             let usage = Usage::new(embeddings.prompt_tokens, 0, 0, 0);
             Ok((embeddings, deployment.pricing.cost_micro_usd(&usage), usage))
         }

@@ -76,7 +76,7 @@ impl Provider for AnthropicProvider {
 
 /// Builds the Messages API body. Consecutive messages of one role are merged into one turn,
 /// as the API requires alternating user and assistant turns.
-pub fn to_messages_request(
+fn to_messages_request(
     request: &ChatRequest,
     default_max_tokens: u32,
     stream: bool,
