@@ -17,11 +17,10 @@ pub enum GatewayError {
         "the model `{0}` does not exist; GET /v1/models lists the models and aliases available"
     )]
     UnknownModel(String),
-    #[error("deployment `{deployment}`: {source}")]
+    #[error("deployment `{deployment}`: {error}")]
     Provider {
         deployment: String,
-        #[source]
-        source: ProviderError,
+        error: ProviderError,
     },
     #[error("internal error: {0}")]
     Internal(String),
@@ -86,7 +85,7 @@ impl From<&GatewayError> for ApiError {
                 ApiError::new(404, "invalid_request_error", "model_not_found", message)
             }
             GatewayError::Internal(_) => ApiError::new(500, "api_error", "internal_error", message),
-            GatewayError::Provider { source, .. } => match source {
+            GatewayError::Provider { error, .. } => match error {
                 ProviderError::Connect(_) => {
                     ApiError::new(503, "api_error", "upstream_unavailable", message)
                 }
@@ -137,7 +136,7 @@ mod tests {
     fn upstream(status: u16) -> GatewayError {
         GatewayError::Provider {
             deployment: "d".into(),
-            source: ProviderError::Upstream {
+            error: ProviderError::Upstream {
                 status,
                 message: "m".into(),
                 retry_after: Some(Duration::from_secs(3)),

@@ -19,10 +19,10 @@ const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// Why a configuration could not be loaded; the message always names the file or key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config file {path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
@@ -158,9 +158,9 @@ impl Config {
         match path {
             None => Self::from_layers(None),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                     path: path.to_owned(),
-                    source,
+                    error,
                 })?;
                 Self::from_layers(Some((path, &text)))
             }

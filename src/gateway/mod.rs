@@ -41,7 +41,7 @@ impl Deployment {
     fn error(&self, source: ProviderError) -> GatewayError {
         GatewayError::Provider {
             deployment: self.name.clone(),
-            source,
+            error: source,
         }
     }
 

@@ -133,7 +133,7 @@ impl Stream for CompletionStream {
                 Some(Err(source)) => {
                     let error = GatewayError::Provider {
                         deployment: this.deployment.clone(),
-                        source,
+                        error: source,
                     };
                     if let Some(tracker) = this.tracker.take() {
                         tracker.write(RequestStatus::Error, Some(&error));
@@ -151,7 +151,7 @@ impl Stream for CompletionStream {
                     // Every provider ends a complete answer with a finish reason.
                     let error = GatewayError::Provider {
                         deployment: this.deployment.clone(),
-                        source: ProviderError::StreamCut(
+                        error: ProviderError::StreamCut(
                             "stream ended without a finish reason".into(),
                         ),
                     };

@@ -43,16 +43,16 @@ pub enum FetchError {
         expected: String,
         actual: String,
     },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("cannot read wheel {wheel}: {message}")]
     Wheel { wheel: PathBuf, message: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
-    move |source| FetchError::Io {
+    move |error| FetchError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 

@@ -14,13 +14,10 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_req
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {url}: {source}")]
-    Open { url: String, source: sqlx::Error },
-    #[error("cannot create the data directory {path}: {source}")]
-    CreateDir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("database {url}: {error}")]
+    Open { url: String, error: sqlx::Error },
+    #[error("cannot create the data directory {path}: {error}")]
+    CreateDir { path: String, error: std::io::Error },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("unreadable row: {0}")]
@@ -90,9 +87,9 @@ pub struct Database {
 impl Database {
     /// Opens (creating if needed) the database at a `sqlite://PATH` URL and migrates it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open {
+        let open_err = |error| StoreError::Open {
             url: url.to_owned(),
-            source,
+            error,
         };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(open_err)?
@@ -105,9 +102,9 @@ impl Database {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            std::fs::create_dir_all(parent).map_err(|error| StoreError::CreateDir {
                 path: parent.display().to_string(),
-                source,
+                error,
             })?;
         }
         let pool = SqlitePoolOptions::new()
