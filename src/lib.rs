@@ -6,6 +6,7 @@
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod kb;
 pub mod models;
 pub mod providers;
 pub mod server;

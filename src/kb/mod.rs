@@ -1,0 +1,4 @@
+//! The knowledge base: documents split into cited, retrievable chunks. So far the chunker;
+//! ingest, the lexical and vector indexes and hybrid retrieval follow (issue 3).
+
+pub mod chunk;
