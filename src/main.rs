@@ -52,6 +52,12 @@ enum Command {
         #[arg(long)]
         temperature: Option<f32>,
     },
+    /// Add or refresh documents in the knowledge base (Markdown, text, HTML). Folders are
+    /// ingested recursively; their first level names the collection.
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Manage the pinned local models.
     Models {
         #[command(subcommand)]
@@ -124,6 +130,7 @@ fn run() -> Result<()> {
             };
             runtime.block_on(chat(config, request))
         }
+        Command::Ingest { paths } => runtime.block_on(ingest(config, paths)),
         Command::Models {
             command: ModelsCommand::Fetch { names },
         } => fetch_models(&config, &names),
@@ -189,6 +196,28 @@ async fn chat(config: Config, request: ChatRequest) -> Result<()> {
     };
     gateway.request_log().flush().await;
     result
+}
+
+async fn ingest(config: Config, paths: Vec<PathBuf>) -> Result<()> {
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let options = askacme::kb::chunk::ChunkOptions {
+        max_chars: config.kb.chunk_max_chars,
+        overlap_chars: config.kb.chunk_overlap_chars,
+    };
+    let report = askacme::kb::ingest::ingest(&db, &paths, options).await?;
+    for (path, why) in &report.skipped {
+        eprintln!("skipped {path}: {why}");
+    }
+    println!(
+        "{} added, {} updated, {} unchanged, {} deleted, {} skipped; {} chunks written",
+        report.added.len(),
+        report.updated.len(),
+        report.unchanged,
+        report.deleted.len(),
+        report.skipped.len(),
+        report.chunks_written
+    );
+    Ok(())
 }
 
 fn selected(names: &[String]) -> Result<Vec<&'static CatalogEntry>> {

@@ -44,6 +44,7 @@ impl ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub kb: KbConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub deployments: BTreeMap<String, DeploymentConfig>,
     pub aliases: BTreeMap<String, Vec<String>>,
@@ -74,6 +75,16 @@ pub struct StorageConfig {
     /// Empty means `<data_dir>/models`.
     #[serde(default)]
     pub models_dir: String,
+}
+
+/// The knowledge base: how documents are split for retrieval.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KbConfig {
+    /// Longest chunk, in bytes of text; sections above it are split at paragraph boundaries.
+    pub chunk_max_chars: usize,
+    /// How much consecutive pieces of one long section overlap.
+    pub chunk_overlap_chars: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +227,18 @@ impl Config {
             return Err(ConfigError::invalid(
                 "server.max_body_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.kb.chunk_max_chars < 100 {
+            return Err(ConfigError::invalid(
+                "kb.chunk_max_chars",
+                "must be at least 100",
+            ));
+        }
+        if self.kb.chunk_overlap_chars >= self.kb.chunk_max_chars / 2 {
+            return Err(ConfigError::invalid(
+                "kb.chunk_overlap_chars",
+                "must be less than half of kb.chunk_max_chars",
             ));
         }
         if !self.storage.database_url.starts_with("sqlite:") {

@@ -10,7 +10,10 @@ use sqlx::sqlite::{
 };
 
 /// Schema migrations, applied in order, each once, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_requests.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_requests.sql")),
+    (2, include_str!("../../migrations/0002_knowledge_base.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -197,6 +200,142 @@ impl Database {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// A document as the knowledge base stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRecord {
+    pub root: String,
+    pub path: String,
+    pub collection: String,
+    pub title: String,
+    pub content_sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRecord {
+    pub ordinal: u32,
+    /// Headings joined with " > ".
+    pub heading_path: String,
+    pub text: String,
+    pub span: std::ops::Range<usize>,
+}
+
+/// A stored chunk with the document it belongs to, for retrieval and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunk {
+    pub id: i64,
+    pub document_path: String,
+    pub collection: String,
+    pub title: String,
+    pub chunk: ChunkRecord,
+}
+
+impl Database {
+    /// `path → content_sha256` of the documents ingested from `root`.
+    pub async fn document_hashes(
+        &self,
+        root: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT path, content_sha256 FROM documents WHERE root = ?")
+            .bind(root)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("path")?, r.try_get("content_sha256")?)))
+            .collect()
+    }
+
+    /// Replaces a document and all its chunks in one transaction: readers see the old version
+    /// or the new one, never a mix.
+    pub async fn replace_document(
+        &self,
+        document: &DocumentRecord,
+        chunks: &[ChunkRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM documents WHERE root = ? AND path = ?")
+            .bind(&document.root)
+            .bind(&document.path)
+            .execute(&mut *tx)
+            .await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO documents (root, path, collection, title, content_sha256, bytes, ingested_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&document.root)
+        .bind(&document.path)
+        .bind(&document.collection)
+        .bind(&document.title)
+        .bind(&document.content_sha256)
+        .bind(to_i64(document.bytes))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for chunk in chunks {
+            sqlx::query(
+                "INSERT INTO chunks (document_id, ordinal, heading_path, text, span_start, span_end) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(i64::from(chunk.ordinal))
+            .bind(&chunk.heading_path)
+            .bind(&chunk.text)
+            .bind(to_i64(chunk.span.start as u64))
+            .bind(to_i64(chunk.span.end as u64))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes documents (and, by cascade, their chunks).
+    pub async fn delete_documents(&self, root: &str, paths: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for path in paths {
+            sqlx::query("DELETE FROM documents WHERE root = ? AND path = ?")
+                .bind(root)
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored chunk, in document and chunk order.
+    pub async fn all_chunks(&self) -> Result<Vec<StoredChunk>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, d.path, d.collection, d.title, c.ordinal, c.heading_path, c.text, c.span_start, c.span_end \
+             FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY d.root, d.path, c.ordinal",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let offset = |name: &str| -> Result<usize, StoreError> {
+                    Ok(r.try_get::<i64, _>(name)?.max(0) as usize)
+                };
+                Ok(StoredChunk {
+                    id: r.try_get("id")?,
+                    document_path: r.try_get("path")?,
+                    collection: r.try_get("collection")?,
+                    title: r.try_get("title")?,
+                    chunk: ChunkRecord {
+                        ordinal: u32::try_from(r.try_get::<i64, _>("ordinal")?)
+                            .map_err(|e| StoreError::Decode(e.to_string()))?,
+                        heading_path: r.try_get("heading_path")?,
+                        text: r.try_get("text")?,
+                        span: offset("span_start")?..offset("span_end")?,
+                    },
+                })
+            })
+            .collect()
     }
 }
 
