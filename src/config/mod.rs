@@ -452,6 +452,8 @@ mod tests {
                 "providers.local.max_concurrent",
             ),
             ("[providers.o]\nkind = \"bedrock\"", "providers.o"),
+            ("[kb]\nchunk_overlap_chars = 900", "kb.chunk_overlap_chars"),
+            ("[kb]\nchunk_max_chars = 10", "kb.chunk_max_chars"),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(text).unwrap_err().to_string();
