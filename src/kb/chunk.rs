@@ -16,8 +16,14 @@ pub enum Format {
 }
 
 impl Format {
-    /// By file extension; `None` for files the knowledge base does not read.
-    pub fn from_extension(ext: &str) -> Option<Self> {
+    /// By the path's extension; `None` for files the knowledge base does not read.
+    pub fn of_path(path: &std::path::Path) -> Option<Self> {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .and_then(Self::from_extension)
+    }
+
+    fn from_extension(ext: &str) -> Option<Self> {
         match ext.to_ascii_lowercase().as_str() {
             "md" | "markdown" => Some(Format::Markdown),
             "txt" | "text" => Some(Format::Text),
@@ -422,18 +428,11 @@ mod tests {
     #[test]
     fn chunks_cover_every_word_of_every_handbook_document() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/handbook");
-        let mut files = vec![root.clone()];
+        let mut files = Vec::new();
+        crate::kb::ingest::walk(&root, &mut files).unwrap();
         let mut checked = 0;
-        while let Some(path) = files.pop() {
-            if path.is_dir() {
-                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-                continue;
-            }
-            let Some(format) = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .and_then(Format::from_extension)
-            else {
+        for path in files {
+            let Some(format) = Format::of_path(&path) else {
                 continue;
             };
             let raw = std::fs::read_to_string(&path).unwrap();

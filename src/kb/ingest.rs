@@ -122,11 +122,7 @@ fn scan(root: &Path, options: ChunkOptions) -> Result<Scan, IngestError> {
     let mut files = Vec::new();
     let mut seen = BTreeSet::new();
     for path in paths {
-        let Some(format) = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .and_then(Format::from_extension)
-        else {
+        let Some(format) = Format::of_path(&path) else {
             continue;
         };
         let relative = path
@@ -146,7 +142,8 @@ fn scan(root: &Path, options: ChunkOptions) -> Result<Scan, IngestError> {
     })
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every non-hidden file below `dir`, recursively.
+pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let hidden = path
