@@ -339,10 +339,6 @@ impl Config {
         Ok(())
     }
 
-    pub fn data_dir(&self) -> &Path {
-        self.storage.data_dir.as_deref().unwrap_or(Path::new("."))
-    }
-
     pub fn models_dir(&self) -> PathBuf {
         PathBuf::from(&self.storage.models_dir)
     }

@@ -100,10 +100,6 @@ impl CompletionStream {
             deployment,
         }
     }
-
-    pub fn deployment(&self) -> &str {
-        &self.deployment
-    }
 }
 
 impl Stream for CompletionStream {

@@ -20,7 +20,6 @@ pub enum EmbedError {
 }
 
 pub trait Embedder: Send + Sync {
-    fn dimensions(&self) -> usize;
     /// One unit-length vector per input, plus the number of tokens read.
     fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64), EmbedError>;
 }
@@ -28,7 +27,6 @@ pub trait Embedder: Send + Sync {
 pub struct BertEmbedder {
     model: BertModel,
     tokenizer: Tokenizer,
-    dimensions: usize,
 }
 
 impl BertEmbedder {
@@ -59,11 +57,7 @@ impl BertEmbedder {
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| load_err(e.to_string()))?;
         let model = BertModel::load(vb, &config).map_err(|e| load_err(e.to_string()))?;
-        Ok(Self {
-            model,
-            tokenizer,
-            dimensions: config.hidden_size,
-        })
+        Ok(Self { model, tokenizer })
     }
 
     fn embed_batch(&self, texts: &[String]) -> candle_core::Result<(Vec<Vec<f32>>, u64)> {
@@ -101,10 +95,6 @@ impl BertEmbedder {
 }
 
 impl Embedder for BertEmbedder {
-    fn dimensions(&self) -> usize {
-        self.dimensions
-    }
-
     fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64), EmbedError> {
         if texts.is_empty() {
             return Ok((Vec::new(), 0));

@@ -317,7 +317,7 @@ fn write_marker(path: &Path, file: &ModelFile) -> Result<(), FetchError> {
     fs::write(&marker, format!("{} {size}\n", file.sha256)).map_err(io_err(&marker))
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
+fn sha256_file(path: &Path) -> Result<String, FetchError> {
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).map_err(io_err(path))?;
