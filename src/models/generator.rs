@@ -85,6 +85,15 @@ pub struct LlamaPerf {
     pub decode_ms: f64,
 }
 
+impl LlamaPerf {
+    pub fn prefill_tokens_per_sec(&self) -> f64 {
+        per_sec(self.prompt_tokens.max(0).unsigned_abs(), self.prefill_ms)
+    }
+    pub fn decode_tokens_per_sec(&self) -> f64 {
+        per_sec(self.decode_tokens.max(0).unsigned_abs(), self.decode_ms)
+    }
+}
+
 impl GenerationStats {
     pub fn prefill_tokens_per_sec(&self) -> f64 {
         per_sec(self.prompt_tokens, self.prefill_ms)
