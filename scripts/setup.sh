@@ -5,7 +5,9 @@ set -euo pipefail
 
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+# bindgen loads libclang.so / libclang-N.so; libclang-cpp (present on many machines) is not it.
+if ! ldconfig -p 2>/dev/null | grep -Eq '\slibclang(-[0-9.]+)?\.so' \
+  && ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1; then
   missing+=(libclang-dev)
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is not installed; install Rust from rustup first" >&2; exit 1; }

@@ -8,6 +8,6 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo build
-target/debug/askacme models fetch smollm2-135m-instruct all-minilm-l6-v2
+target/debug/askacme models fetch smollm2-135m-instruct all-minilm-l6-v2 qwen2.5-coder-1.5b-instruct
 scripts/openai_compat.sh target/debug/askacme
 cargo test --tests

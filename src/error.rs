@@ -73,6 +73,19 @@ impl ApiError {
     }
 }
 
+impl From<&crate::pipeline::AskError> for ApiError {
+    fn from(error: &crate::pipeline::AskError) -> Self {
+        use crate::kb::search::SearchError;
+        use crate::pipeline::AskError;
+        match error {
+            AskError::Gateway(e) | AskError::Search(SearchError::Embed(e)) => e.into(),
+            AskError::Search(_) | AskError::Prompt(_) => {
+                ApiError::new(500, "api_error", "internal_error", error.to_string())
+            }
+        }
+    }
+}
+
 impl From<&GatewayError> for ApiError {
     fn from(error: &GatewayError) -> Self {
         let message = error.to_string();

@@ -1,14 +1,18 @@
 //! The `askacme` command line. `anyhow` lives here only; the library has typed errors.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use askacme::config::Config;
 use askacme::gateway::RequestContext;
+use askacme::kb::embed::GatewayEmbedder;
+use askacme::kb::ingest::Progress;
 use askacme::models::catalog::{CATALOG, CatalogEntry};
 use askacme::models::fetch::{self, FetchOutcome, FileState};
+use askacme::pipeline::AskRequest;
+use askacme::prompts::Registry;
 use askacme::providers::types::{ChatRequest, Message, Role};
 use askacme::server::{self, AppState};
 use clap::{Parser, Subcommand};
@@ -58,10 +62,44 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Ask the assistant a question about the ingested documents.
+    Ask {
+        question: String,
+        /// Search only this collection (e.g. hr, it, legal).
+        #[arg(long)]
+        collection: Option<String>,
+        /// Print the JSON the HTTP API returns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect the versioned prompts.
+    Prompts {
+        #[command(subcommand)]
+        command: PromptsCommand,
+    },
     /// Manage the pinned local models.
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PromptsCommand {
+    /// Every prompt version, the active one marked with `*`.
+    List,
+    /// Print a prompt version as written (the active one by default).
+    Show {
+        version: Option<String>,
+        #[arg(long, default_value = "ask_acme")]
+        name: String,
+    },
+    /// Line diff between two versions of a prompt.
+    Diff {
+        old: String,
+        new: String,
+        #[arg(long, default_value = "ask_acme")]
+        name: String,
     },
 }
 
@@ -115,22 +153,19 @@ fn run() -> Result<()> {
                 model,
                 messages,
                 temperature,
-                top_p: None,
                 max_tokens,
-                max_completion_tokens: None,
-                stop: None,
                 stream: Some(stream),
-                stream_options: None,
-                tools: None,
-                tool_choice: None,
-                n: None,
-                seed: None,
-                user: None,
-                extra: Default::default(),
+                ..ChatRequest::default()
             };
             runtime.block_on(chat(config, request))
         }
         Command::Ingest { paths } => runtime.block_on(ingest(config, paths)),
+        Command::Ask {
+            question,
+            collection,
+            json,
+        } => runtime.block_on(ask(config, question, collection, json)),
+        Command::Prompts { command } => prompts(&config, command),
         Command::Models {
             command: ModelsCommand::Fetch { names },
         } => fetch_models(&config, &names),
@@ -199,24 +234,151 @@ async fn chat(config: Config, request: ChatRequest) -> Result<()> {
 }
 
 async fn ingest(config: Config, paths: Vec<PathBuf>) -> Result<()> {
-    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let state = AppState::from_config(&config).await?;
+    let db = state.gateway.request_log().database().clone();
     let options = askacme::kb::chunk::ChunkOptions {
         max_chars: config.kb.chunk_max_chars,
         overlap_chars: config.kb.chunk_overlap_chars,
     };
-    let report = askacme::kb::ingest::ingest(&db, &paths, options).await?;
+    let embedder = GatewayEmbedder::new(state.gateway.clone(), config.kb.embedding_model.clone());
+    let started = std::time::Instant::now();
+    let result =
+        askacme::kb::ingest::ingest(&db, &paths, options, &embedder, &progress_bar()).await;
+    state.gateway.request_log().flush().await;
+    let report = result?;
     for (path, why) in &report.skipped {
         eprintln!("skipped {path}: {why}");
     }
+    if report.chunks_reembedded > 0 {
+        println!(
+            "embedding model changed: {} stored chunks re-embedded",
+            report.chunks_reembedded
+        );
+    }
     println!(
-        "{} added, {} updated, {} unchanged, {} deleted, {} skipped; {} chunks written",
+        "{} added, {} updated, {} unchanged, {} deleted, {} skipped; {} chunks written in {:.1} s",
         report.added.len(),
         report.updated.len(),
         report.unchanged,
         report.deleted.len(),
         report.skipped.len(),
-        report.chunks_written
+        report.chunks_written,
+        started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// A one-line bar on stderr for ingests of many files, when stderr is a terminal.
+fn progress_bar() -> impl Fn(Progress) + Sync {
+    let terminal = std::io::stderr().is_terminal();
+    move |p: Progress| {
+        if !terminal || p.files_total < 20 {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = WIDTH * p.files_done / p.files_total.max(1);
+        eprint!(
+            "\r[{}{}] {}/{} files",
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled),
+            p.files_done,
+            p.files_total
+        );
+        if p.files_done == p.files_total {
+            eprintln!();
+        }
+    }
+}
+
+async fn ask(
+    config: Config,
+    question: String,
+    collection: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let state = AppState::from_config(&config).await?;
+    let ctx = RequestContext::new(askacme::gateway::new_request_id(), "cli/ask");
+    let result = async {
+        let assistant = state.assistant().await?;
+        let request = AskRequest {
+            question,
+            session_id: None,
+            user: None,
+            collection,
+        };
+        assistant.handle(request, &ctx).await
+    }
+    .await;
+    state.gateway.request_log().flush().await;
+    let answer = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    println!("{}", answer.answer);
+    if !answer.sources.is_empty() {
+        println!();
+        let label = if answer.sources.iter().any(|s| s.cited) {
+            "Sources:"
+        } else {
+            "Sources (retrieved, not cited):"
+        };
+        println!("{label}");
+        for source in &answer.sources {
+            // The heading path starts with the document's title when the document has one.
+            let place = if source.heading.is_empty() {
+                &source.title
+            } else {
+                &source.heading
+            };
+            println!("  [{}] {place} ({})", source.n, source.path);
+        }
+    }
+    eprintln!(
+        "\n[status {}, {} via {}, prompt {}, confidence {:.2}, {:.0} ms]",
+        serde_json::to_value(answer.status)?
+            .as_str()
+            .unwrap_or_default(),
+        answer.category,
+        answer.deployment.as_deref().unwrap_or("no model"),
+        answer.prompt_version,
+        answer.retrieval_confidence,
+        answer.latency_ms
+    );
+    Ok(())
+}
+
+fn prompts(config: &Config, command: PromptsCommand) -> Result<()> {
+    let registry = Registry::load(&config.prompts)?;
+    match command {
+        PromptsCommand::List => {
+            for (prompt, active) in registry.list() {
+                println!(
+                    "{} {:<20} {:<8} {:<10} {:<12} {:<34} {}",
+                    if active { "*" } else { " " },
+                    prompt.name,
+                    prompt.version,
+                    prompt.model,
+                    prompt.last_updated,
+                    prompt.owner,
+                    prompt.origin
+                );
+            }
+        }
+        PromptsCommand::Show { version, name } => {
+            let prompt = match version {
+                Some(version) => registry.get(&name, &version)?,
+                None => registry.active(&name)?,
+            };
+            print!("{}", prompt.text);
+        }
+        PromptsCommand::Diff { old, new, name } => {
+            let old = registry.get(&name, &old)?;
+            let new = registry.get(&name, &new)?;
+            println!("--- {}\n+++ {}", old.id(), new.id());
+            print!("{}", askacme::prompts::diff(&old.text, &new.text));
+        }
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use price::UsdPerMtok;
 
@@ -45,6 +45,9 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub kb: KbConfig,
+    pub prompts: PromptsConfig,
+    pub assistant: AssistantConfig,
+    pub classifier: ClassifierConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub deployments: BTreeMap<String, DeploymentConfig>,
     pub aliases: BTreeMap<String, Vec<String>>,
@@ -77,7 +80,7 @@ pub struct StorageConfig {
     pub models_dir: String,
 }
 
-/// The knowledge base: how documents are split for retrieval.
+/// The knowledge base: how documents are split, embedded and searched.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KbConfig {
@@ -85,6 +88,97 @@ pub struct KbConfig {
     pub chunk_max_chars: usize,
     /// How much consecutive pieces of one long section overlap.
     pub chunk_overlap_chars: usize,
+    /// Alias or deployment that embeds chunks and questions.
+    pub embedding_model: String,
+    /// Chunks a search returns (and the assistant puts in the prompt).
+    pub top_k: usize,
+    /// Candidates each retriever (BM25, dense) contributes before fusion.
+    pub candidates: usize,
+    /// Reciprocal-rank-fusion constant.
+    pub rrf_k: f32,
+}
+
+/// Versioned prompts: `<dir>/<name>/<version>.toml`, and which version of each is live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsConfig {
+    /// Folder of prompt files, besides the ones built into the binary (relative to the
+    /// working directory); a missing folder is not an error.
+    pub dir: PathBuf,
+    /// Prompt name → active version.
+    pub active: BTreeMap<String, String>,
+}
+
+/// The question categories the classifier assigns and routes are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    PolicyLookup,
+    Faq,
+    Schedule,
+    Comparison,
+    Analysis,
+    MultiStep,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::PolicyLookup => "policy_lookup",
+            Category::Faq => "faq",
+            Category::Schedule => "schedule",
+            Category::Comparison => "comparison",
+            Category::Analysis => "analysis",
+            Category::MultiStep => "multi_step",
+        }
+    }
+}
+
+/// The `/v1/ask` pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantConfig {
+    /// Name of the prompt the assistant answers with (its version comes from `prompts.active`).
+    pub prompt: String,
+    /// Retrieval confidence (best question–chunk cosine similarity) below which the answer is
+    /// `no_answer` without calling a model.
+    pub min_confidence: f32,
+    /// Longer questions are refused with 400.
+    pub max_question_chars: usize,
+    /// Category → model alias or deployment; categories not listed use the prompt's model.
+    #[serde(default)]
+    pub routes: BTreeMap<Category, String>,
+}
+
+/// Question classification: keyword rules first, then the nearest centroid of labelled examples.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// A centroid decides only when the question is at least this similar to it.
+    pub min_similarity: f32,
+    #[serde(default)]
+    pub rules: Vec<ClassifierRule>,
+    #[serde(default)]
+    pub examples: Vec<ClassifierExample>,
+}
+
+/// A question containing any keyword (case-insensitive) gets the category and/or department.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierRule {
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub category: Option<Category>,
+    #[serde(default)]
+    pub department: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierExample {
+    pub text: String,
+    pub category: Category,
+    pub department: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +335,62 @@ impl Config {
                 "must be less than half of kb.chunk_max_chars",
             ));
         }
+        if self.kb.top_k == 0 || self.kb.top_k > 50 {
+            return Err(ConfigError::invalid("kb.top_k", "must be between 1 and 50"));
+        }
+        if self.kb.candidates == 0 {
+            return Err(ConfigError::invalid("kb.candidates", "must be positive"));
+        }
+        // Written so that NaN fails too.
+        if self.kb.rrf_k.is_nan() || self.kb.rrf_k < 1.0 {
+            return Err(ConfigError::invalid("kb.rrf_k", "must be at least 1"));
+        }
+        self.check_model("kb.embedding_model", &self.kb.embedding_model)?;
+        if !self.prompts.active.contains_key(&self.assistant.prompt) {
+            return Err(ConfigError::invalid(
+                "assistant.prompt",
+                format!(
+                    "no active version for prompt `{}` in [prompts.active]",
+                    self.assistant.prompt
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.assistant.min_confidence) {
+            return Err(ConfigError::invalid(
+                "assistant.min_confidence",
+                "must be between 0 and 1",
+            ));
+        }
+        if self.assistant.max_question_chars < 10 {
+            return Err(ConfigError::invalid(
+                "assistant.max_question_chars",
+                "must be at least 10",
+            ));
+        }
+        for (category, model) in &self.assistant.routes {
+            self.check_model(&format!("assistant.routes.{}", category.as_str()), model)?;
+        }
+        if !(0.0..=1.0).contains(&self.classifier.min_similarity) {
+            return Err(ConfigError::invalid(
+                "classifier.min_similarity",
+                "must be between 0 and 1",
+            ));
+        }
+        for (i, rule) in self.classifier.rules.iter().enumerate() {
+            let key = format!("classifier.rules[{i}]");
+            if rule.category.is_none() && rule.department.is_none() {
+                return Err(ConfigError::invalid(
+                    key,
+                    "needs a category, a department or both",
+                ));
+            }
+            if rule.keywords.iter().any(|k| k.trim().is_empty()) || rule.keywords.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.keywords"),
+                    "must list non-empty keywords",
+                ));
+            }
+        }
         if !self.storage.database_url.starts_with("sqlite:") {
             return Err(ConfigError::invalid(
                 "storage.database_url",
@@ -307,12 +457,7 @@ impl Config {
             }
         }
         for (i, model) in self.server.warm_up.iter().enumerate() {
-            if !self.aliases.contains_key(model) && !self.deployments.contains_key(model) {
-                return Err(ConfigError::invalid(
-                    format!("server.warm_up[{i}]"),
-                    format!("`{model}` is neither an alias nor a deployment"),
-                ));
-            }
+            self.check_model(&format!("server.warm_up[{i}]"), model)?;
         }
         for (alias, targets) in &self.aliases {
             if self.deployments.contains_key(alias) {
@@ -337,6 +482,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn check_model(&self, key: &str, model: &str) -> Result<(), ConfigError> {
+        if self.aliases.contains_key(model) || self.deployments.contains_key(model) {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(
+                key,
+                format!("`{model}` is neither an alias nor a deployment"),
+            ))
+        }
     }
 
     pub fn models_dir(&self) -> PathBuf {
@@ -450,6 +606,23 @@ mod tests {
             ("[providers.o]\nkind = \"bedrock\"", "providers.o"),
             ("[kb]\nchunk_overlap_chars = 900", "kb.chunk_overlap_chars"),
             ("[kb]\nchunk_max_chars = 10", "kb.chunk_max_chars"),
+            ("[kb]\ntop_k = 0", "kb.top_k"),
+            ("[kb]\nembedding_model = \"nope\"", "kb.embedding_model"),
+            ("[assistant]\nprompt = \"nope\"", "assistant.prompt"),
+            (
+                "[assistant]\nmin_confidence = 2.0",
+                "assistant.min_confidence",
+            ),
+            ("[assistant.routes]\nfaq = \"nope\"", "assistant.routes.faq"),
+            ("[assistant.routes]\ngossip = \"fast\"", "assistant.routes"),
+            (
+                "[[classifier.rules]]\nkeywords = [\"x\"]",
+                "classifier.rules[0]",
+            ),
+            (
+                "[[classifier.examples]]\ntext = \"x\"\ncategory = \"chat\"\ndepartment = \"hr\"",
+                "classifier.examples[0].category",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::from_toml_str(text).unwrap_err().to_string();

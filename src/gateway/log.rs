@@ -104,6 +104,7 @@ mod tests {
             created_at_ms: 1,
             key_id: None,
             endpoint: "/v1/chat/completions".into(),
+            prompt_version: None,
             requested_model: "fast".into(),
             deployment: None,
             provider: None,

@@ -52,12 +52,19 @@ impl Deployment {
     }
 }
 
+/// A fresh request id: `req_` and a time-ordered UUID, so ids sort by arrival.
+pub fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
 /// Who is asking and since when; one per incoming request.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub request_id: String,
     pub key_id: Option<String>,
     pub endpoint: &'static str,
+    /// `name@version` of the assistant prompt behind the request, recorded on its log row.
+    pub prompt_version: Option<String>,
     pub started: Instant,
 }
 
@@ -67,6 +74,19 @@ impl RequestContext {
             request_id: request_id.into(),
             key_id: None,
             endpoint,
+            prompt_version: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// A context for a secondary gateway call made while serving this request (the assistant's
+    /// query embedding, say): its own log row, id `<parent>.<step>`, same caller.
+    pub fn child(&self, step: &str, endpoint: &'static str) -> Self {
+        Self {
+            request_id: format!("{}.{step}", self.request_id),
+            key_id: self.key_id.clone(),
+            endpoint,
+            prompt_version: None,
             started: Instant::now(),
         }
     }
@@ -349,6 +369,7 @@ impl Gateway {
                 .map_or(0, |d| d.as_millis() as i64),
             key_id: ctx.key_id.clone(),
             endpoint: ctx.endpoint.to_owned(),
+            prompt_version: ctx.prompt_version.clone(),
             requested_model: model.to_owned(),
             deployment: None,
             provider: None,

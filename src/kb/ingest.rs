@@ -5,6 +5,10 @@
 //! from the knowledge base. The first folder below the root names a document's collection
 //! (`hr/leave.md` → `hr`); files directly in the root go to `general`. Files that cannot be read
 //! (binary, not UTF-8, empty, unreadable) are reported and skipped; they never stop the run.
+//!
+//! Every chunk is embedded before its document is written, so a document is searchable
+//! lexically and densely from the same transaction on. When the configured embedding model
+//! changes, the stored chunks are re-embedded first: vectors of two models never mix.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,7 +16,13 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::chunk::{ChunkOptions, ChunkedDocument, Format, chunk_document};
+use super::embed::{INGEST_BATCH, TextEmbedder, passage};
+use crate::error::GatewayError;
+use crate::gateway::{RequestContext, new_request_id};
 use crate::store::{ChunkRecord, Database, DocumentRecord, StoreError};
+
+/// `kb_meta` key naming the model the stored embeddings came from.
+const EMBEDDING_MODEL_KEY: &str = "embedding_model";
 
 /// The collection of files that sit directly in an ingested folder.
 pub const DEFAULT_COLLECTION: &str = "general";
@@ -26,6 +36,8 @@ pub enum IngestError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("embedding chunks: {0}")]
+    Embed(#[from] GatewayError),
     #[error("ingest worker failed: {0}")]
     Worker(String),
 }
@@ -40,6 +52,15 @@ pub struct IngestReport {
     /// `(path, why)` for every file that was not ingested.
     pub skipped: Vec<(String, String)>,
     pub chunks_written: usize,
+    /// Chunks already stored that were re-embedded because the embedding model changed.
+    pub chunks_reembedded: usize,
+}
+
+/// Where a run stands, reported after every file.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub files_done: usize,
+    pub files_total: usize,
 }
 
 struct Prepared {
@@ -60,35 +81,57 @@ pub async fn ingest(
     db: &Database,
     roots: &[PathBuf],
     options: ChunkOptions,
+    embedder: &dyn TextEmbedder,
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<IngestReport, IngestError> {
-    let mut report = IngestReport::default();
+    let mut report = IngestReport {
+        chunks_reembedded: reembed_if_model_changed(db, embedder).await?,
+        ..IngestReport::default()
+    };
+    let mut scans = Vec::new();
     for root in roots {
         let root = root.clone();
         let scan = tokio::task::spawn_blocking(move || scan(&root, options))
             .await
             .map_err(|e| IngestError::Worker(e.to_string()))??;
+        scans.push(scan);
+    }
+    let files_total = scans.iter().map(|s| s.files.len()).sum();
+    let mut files_done = 0;
+    for scan in scans {
         let known = db.document_hashes(&scan.root).await?;
+        let mut pending = Vec::new();
         for file in scan.files {
-            let prepared = match file {
-                Ok(prepared) => prepared,
-                Err(skipped) => {
-                    report.skipped.push(skipped);
-                    continue;
+            files_done += 1;
+            match file {
+                Err(skipped) => report.skipped.push(skipped),
+                Ok(prepared) => {
+                    let path = prepared.record.path.clone();
+                    match known.get(&path) {
+                        Some(hash) if *hash == prepared.record.content_sha256 => {
+                            report.unchanged += 1;
+                        }
+                        Some(_) => {
+                            report.updated.push(path);
+                            pending.push(prepared);
+                        }
+                        None => {
+                            report.added.push(path);
+                            pending.push(prepared);
+                        }
+                    }
                 }
-            };
-            let path = prepared.record.path.clone();
-            match known.get(&path) {
-                Some(hash) if *hash == prepared.record.content_sha256 => {
-                    report.unchanged += 1;
-                    continue;
-                }
-                Some(_) => report.updated.push(path),
-                None => report.added.push(path),
             }
-            db.replace_document(&prepared.record, &prepared.chunks)
-                .await?;
-            report.chunks_written += prepared.chunks.len();
+            let pending_chunks: usize = pending.iter().map(|p| p.chunks.len()).sum();
+            if pending_chunks >= INGEST_BATCH {
+                report.chunks_written += write(db, embedder, std::mem::take(&mut pending)).await?;
+            }
+            progress(Progress {
+                files_done,
+                files_total,
+            });
         }
+        report.chunks_written += write(db, embedder, pending).await?;
         if scan.whole_folder {
             let gone: Vec<String> = known
                 .into_keys()
@@ -99,6 +142,62 @@ pub async fn ingest(
         }
     }
     Ok(report)
+}
+
+/// Embeds the chunks of `documents` in one batch and writes each document in its own
+/// transaction. Returns the number of chunks written.
+async fn write(
+    db: &Database,
+    embedder: &dyn TextEmbedder,
+    mut documents: Vec<Prepared>,
+) -> Result<usize, IngestError> {
+    let passages: Vec<String> = documents
+        .iter()
+        .flat_map(|d| {
+            d.chunks
+                .iter()
+                .map(|c| passage(&d.record.title, &c.heading_path, &c.text))
+        })
+        .collect();
+    if passages.is_empty() {
+        return Ok(0);
+    }
+    let ctx = RequestContext::new(new_request_id(), "kb.ingest");
+    let mut vectors = embedder.embed(passages, &ctx).await?.into_iter();
+    let mut written = 0;
+    for document in &mut documents {
+        for (chunk, vector) in document.chunks.iter_mut().zip(vectors.by_ref()) {
+            chunk.embedding = vector;
+        }
+        db.replace_document(&document.record, &document.chunks)
+            .await?;
+        written += document.chunks.len();
+    }
+    Ok(written)
+}
+
+/// Re-embeds every stored chunk when the knowledge base was embedded with another model.
+async fn reembed_if_model_changed(
+    db: &Database,
+    embedder: &dyn TextEmbedder,
+) -> Result<usize, IngestError> {
+    let model = embedder.model_id();
+    if db.kb_meta(EMBEDDING_MODEL_KEY).await?.as_deref() == Some(model) {
+        return Ok(0);
+    }
+    let stored = db.all_chunks().await?;
+    for batch in stored.chunks(INGEST_BATCH) {
+        let passages = batch
+            .iter()
+            .map(|c| passage(&c.title, &c.chunk.heading_path, &c.chunk.text))
+            .collect();
+        let ctx = RequestContext::new(new_request_id(), "kb.ingest");
+        let vectors = embedder.embed(passages, &ctx).await?;
+        let updates: Vec<(i64, Vec<f32>)> = batch.iter().map(|c| c.id).zip(vectors).collect();
+        db.set_embeddings(&updates).await?;
+    }
+    db.set_kb_meta(EMBEDDING_MODEL_KEY, model).await?;
+    Ok(stored.len())
 }
 
 fn scan(root: &Path, options: ChunkOptions) -> Result<Scan, IngestError> {
@@ -206,6 +305,7 @@ fn prepare(
                 heading_path: c.heading_path.join(" > "),
                 text: c.text,
                 span: c.span,
+                embedding: Vec::new(),
             })
             .collect(),
     })
@@ -214,6 +314,7 @@ fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kb::embed::testing::HashEmbedder;
 
     struct Fixture {
         dir: PathBuf,
@@ -238,9 +339,15 @@ mod tests {
         }
 
         async fn ingest(&self) -> IngestReport {
-            ingest(&self.db, &[self.dir.join("docs")], ChunkOptions::default())
-                .await
-                .unwrap()
+            ingest(
+                &self.db,
+                &[self.dir.join("docs")],
+                ChunkOptions::default(),
+                &HashEmbedder,
+                &|_| {},
+            )
+            .await
+            .unwrap()
         }
     }
 
@@ -353,9 +460,15 @@ mod tests {
     async fn the_sample_handbook_ingests_into_three_collections() {
         let f = Fixture::new("handbook").await;
         let handbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/handbook");
-        let report = ingest(&f.db, &[handbook], ChunkOptions::default())
-            .await
-            .unwrap();
+        let report = ingest(
+            &f.db,
+            &[handbook],
+            ChunkOptions::default(),
+            &HashEmbedder,
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert!(report.skipped.is_empty(), "{:?}", report.skipped);
         assert!(report.added.len() >= 15);
         let collections: BTreeSet<String> =

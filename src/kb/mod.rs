@@ -1,5 +1,10 @@
-//! The knowledge base: documents split into cited, retrievable chunks. So far the chunker and
-//! incremental ingest; the lexical and vector indexes and hybrid retrieval follow (issue 3).
+//! The knowledge base: documents split into cited, retrievable chunks, searched lexically
+//! (BM25 over tantivy) and densely (embeddings behind the [`vector::VectorIndex`] trait), the two
+//! fused by reciprocal rank in [`search`].
 
 pub mod chunk;
+pub mod embed;
 pub mod ingest;
+pub mod lexical;
+pub mod search;
+pub mod vector;

@@ -1,6 +1,7 @@
 //! The HTTP face (axum only here): router, shared state, request ids and overhead timing, and
 //! the one rendering of errors as OpenAI-style JSON bodies.
 
+mod ask;
 mod openai;
 
 use std::sync::Arc;
@@ -16,8 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
+use crate::config::Config;
 use crate::error::{ApiError, GatewayError};
 use crate::gateway::Gateway;
+use crate::pipeline::{AskError, Assistant};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-askacme-overhead-ms");
@@ -25,6 +28,10 @@ pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-askacme-overhead-
 #[derive(Clone)]
 pub struct AppState {
     pub gateway: Arc<Gateway>,
+    pub config: Arc<Config>,
+    /// Built on first use (or at warm-up): it needs the embedding model, which may not be
+    /// fetched yet; until it can be built, `/v1/ask` answers 503 saying why.
+    assistant: Arc<tokio::sync::OnceCell<Arc<Assistant>>>,
     /// Set once start-up work (model warm-up) has finished.
     pub ready: Arc<AtomicBool>,
 }
@@ -34,6 +41,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
+        .route("/v1/ask", post(ask::ask))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async {
@@ -77,7 +85,7 @@ pub struct ProviderTime(pub Duration);
 
 async fn request_id_and_overhead(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = format!("req_{}", uuid::Uuid::now_v7().simple());
+    let id = crate::gateway::new_request_id();
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
     let provider = response
@@ -110,6 +118,12 @@ impl IntoResponse for ApiError {
 }
 
 impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        ApiError::from(&self).into_response()
+    }
+}
+
+impl IntoResponse for AskError {
     fn into_response(self) -> Response {
         ApiError::from(&self).into_response()
     }
@@ -188,8 +202,23 @@ impl AppState {
         let gateway = Gateway::from_config(config, log)?;
         Ok(Self {
             gateway: Arc::new(gateway),
+            config: Arc::new(config.clone()),
+            assistant: Arc::new(tokio::sync::OnceCell::new()),
             ready: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The assistant, built by the first caller that needs it.
+    pub async fn assistant(&self) -> Result<Arc<Assistant>, AskError> {
+        self.assistant
+            .get_or_try_init(|| async {
+                let db = self.gateway.request_log().database().clone();
+                Assistant::new(&self.config, self.gateway.clone(), db)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
     }
 
     /// Loads the given models, then marks the server ready. A model that cannot load (not yet
@@ -205,6 +234,12 @@ impl AppState {
                 ),
                 Err(e) => tracing::warn!(model, error = %e, "model not loaded"),
             }
+        }
+        // The assistant needs the embedding model; build it now only if that was warmed up.
+        if models.contains(&self.config.kb.embedding_model)
+            && let Err(e) = self.assistant().await
+        {
+            tracing::warn!(error = %e, "assistant not ready; /v1/ask retries on first use");
         }
         self.ready.store(true, Ordering::Release);
     }

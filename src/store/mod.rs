@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_requests.sql")),
     (2, include_str!("../../migrations/0002_knowledge_base.sql")),
+    (3, include_str!("../../migrations/0003_retrieval.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,8 @@ pub struct RequestRecord {
     pub created_at_ms: i64,
     pub key_id: Option<String>,
     pub endpoint: String,
+    /// `name@version` of the assistant prompt that made the request, if any.
+    pub prompt_version: Option<String>,
     pub requested_model: String,
     pub deployment: Option<String>,
     pub provider: Option<String>,
@@ -150,8 +153,8 @@ impl Database {
             sqlx::query(
                 "INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, provider, \
                  stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_micro_usd, \
-                 latency_ms, provider_latency_ms, status, http_status, error) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 latency_ms, provider_latency_ms, status, http_status, error, prompt_version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&row.id)
             .bind(row.created_at_ms)
@@ -171,6 +174,7 @@ impl Database {
             .bind(row.status.as_str())
             .bind(i64::from(row.http_status))
             .bind(&row.error)
+            .bind(&row.prompt_version)
             .execute(&mut *tx)
             .await?;
         }
@@ -214,17 +218,19 @@ pub struct DocumentRecord {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChunkRecord {
     pub ordinal: u32,
     /// Headings joined with " > ".
     pub heading_path: String,
     pub text: String,
     pub span: std::ops::Range<usize>,
+    /// Unit-length embedding of the chunk as the retriever sees it; empty when not embedded.
+    pub embedding: Vec<f32>,
 }
 
 /// A stored chunk with the document it belongs to, for retrieval and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredChunk {
     pub id: i64,
     pub document_path: String,
@@ -279,7 +285,8 @@ impl Database {
         .await?;
         for chunk in chunks {
             sqlx::query(
-                "INSERT INTO chunks (document_id, ordinal, heading_path, text, span_start, span_end) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (document_id, ordinal, heading_path, text, span_start, span_end, embedding) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
             .bind(i64::from(chunk.ordinal))
@@ -287,6 +294,7 @@ impl Database {
             .bind(&chunk.text)
             .bind(to_i64(chunk.span.start as u64))
             .bind(to_i64(chunk.span.end as u64))
+            .bind(encode_vector(&chunk.embedding))
             .execute(&mut *tx)
             .await?;
         }
@@ -311,7 +319,7 @@ impl Database {
     /// Every stored chunk, in document and chunk order.
     pub async fn all_chunks(&self) -> Result<Vec<StoredChunk>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.id, d.path, d.collection, d.title, c.ordinal, c.heading_path, c.text, c.span_start, c.span_end \
+            "SELECT c.id, d.path, d.collection, d.title, c.ordinal, c.heading_path, c.text, c.span_start, c.span_end, c.embedding \
              FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY d.root, d.path, c.ordinal",
         )
         .fetch_all(&self.pool)
@@ -332,11 +340,84 @@ impl Database {
                         heading_path: r.try_get("heading_path")?,
                         text: r.try_get("text")?,
                         span: offset("span_start")?..offset("span_end")?,
+                        embedding: decode_vector(
+                            r.try_get::<Option<Vec<u8>>, _>("embedding")?.as_deref(),
+                        )?,
                     },
                 })
             })
             .collect()
     }
+
+    /// Replaces stored chunk embeddings, all in one transaction.
+    pub async fn set_embeddings(&self, updates: &[(i64, Vec<f32>)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (id, vector) in updates {
+            sqlx::query("UPDATE chunks SET embedding = ? WHERE id = ?")
+                .bind(encode_vector(vector))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // New vectors make every search index built before them stale.
+        sqlx::query(
+            "UPDATE kb_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The knowledge base's generation: it moves whenever a document is added, replaced or deleted.
+    pub async fn kb_generation(&self) -> Result<i64, StoreError> {
+        let value: String =
+            sqlx::query_scalar("SELECT value FROM kb_meta WHERE key = 'generation'")
+                .fetch_one(&self.pool)
+                .await?;
+        value
+            .parse()
+            .map_err(|_| StoreError::Decode(format!("kb generation `{value}`")))
+    }
+
+    pub async fn kb_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM kb_meta WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_kb_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO kb_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Vectors are stored as little-endian f32s: compact and independent of the host.
+fn encode_vector(vector: &[f32]) -> Option<Vec<u8>> {
+    (!vector.is_empty()).then(|| vector.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+fn decode_vector(bytes: Option<&[u8]>) -> Result<Vec<f32>, StoreError> {
+    let Some(bytes) = bytes else {
+        return Ok(Vec::new());
+    };
+    if bytes.len() % 4 != 0 {
+        return Err(StoreError::Decode(format!(
+            "embedding of {} bytes is not a whole number of f32s",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -352,6 +433,7 @@ fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreE
         created_at_ms: row.try_get("created_at_ms")?,
         key_id: row.try_get("key_id")?,
         endpoint: row.try_get("endpoint")?,
+        prompt_version: row.try_get("prompt_version")?,
         requested_model: row.try_get("requested_model")?,
         deployment: row.try_get("deployment")?,
         provider: row.try_get("provider")?,

@@ -1,0 +1,4 @@
+//! Evaluation over labelled data. So far: the labelled handbook questions and retrieval recall;
+//! suites, judges and human agreement come with the evaluation issue.
+
+pub mod retrieval;

@@ -1,0 +1,181 @@
+//! Generate and cite: the prompt rendered with the retrieved sources, one completion through
+//! the gateway, then the answer's `[n]` markers mapped to the sources they name.
+
+use crate::error::GatewayError;
+use crate::gateway::{Completion, Gateway, RequestContext};
+use crate::kb::search::Hit;
+use crate::prompts::{AnswerContext, Prompt, PromptError, Registry, TemplateSource};
+use crate::providers::types::{ChatRequest, Message, Role};
+
+/// What the prompt tells the model to say when the sources lack the answer; also the
+/// assistant's own answer when retrieval finds nothing close enough to ask a model.
+pub const NO_INFORMATION: &str = "I don't have that information.";
+
+/// Phrases by which a model declines (lower case, straight apostrophes).
+const DECLINES: &[&str] = &[
+    "don't have that information",
+    "do not have that information",
+    "can only help with questions about acme",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+pub struct Generation<'a> {
+    pub registry: &'a Registry,
+    pub prompt: &'a Prompt,
+    pub model: &'a str,
+    pub question: &'a str,
+    pub category: &'a str,
+    pub department: Option<&'a str>,
+    pub hits: &'a [Hit],
+}
+
+pub async fn generate(
+    gateway: &Gateway,
+    generation: Generation<'_>,
+    ctx: &RequestContext,
+) -> Result<Completion, AnswerError> {
+    let sources = generation
+        .hits
+        .iter()
+        .enumerate()
+        .map(|(i, hit)| TemplateSource {
+            n: i + 1,
+            title: &hit.chunk.title,
+            path: &hit.chunk.document_path,
+            heading: &hit.chunk.chunk.heading_path,
+            text: &hit.chunk.chunk.text,
+        })
+        .collect();
+    let user = generation.registry.render(
+        generation.prompt,
+        &AnswerContext {
+            question: generation.question,
+            sources,
+            category: generation.category,
+            department: generation.department,
+        },
+    )?;
+    let request = ChatRequest {
+        model: generation.model.to_owned(),
+        messages: vec![
+            Message::new(Role::System, generation.prompt.system.clone()),
+            Message::new(Role::User, user),
+        ],
+        temperature: Some(generation.prompt.temperature),
+        max_tokens: generation.prompt.max_tokens,
+        ..ChatRequest::default()
+    };
+    Ok(gateway.complete(request, ctx).await?)
+}
+
+/// Whether the model said it cannot answer.
+pub fn declines(answer: &str) -> bool {
+    let answer = answer.to_lowercase().replace('\u{2019}', "'");
+    DECLINES.iter().any(|phrase| answer.contains(phrase))
+}
+
+/// The answer with its citation markers renumbered in order of first use (`[3] … [1]` becomes
+/// `[1] … [2]`), and the 0-based indexes of the cited sources in that order. Markers that name
+/// no source are removed; brackets that are not citations (`[see below]`) are left alone.
+/// `[1, 2]`, `[1][2]` and `[Source 1]` are all read as citations.
+pub fn renumber_citations(answer: &str, sources: usize) -> (String, Vec<usize>) {
+    let mut cited: Vec<usize> = Vec::new();
+    let mut out = String::with_capacity(answer.len());
+    let mut rest = answer;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(']').filter(|&c| c <= 24) else {
+            out.push('[');
+            rest = after;
+            continue;
+        };
+        let inner = after[..close].trim();
+        let inner = strip_prefix_ignore_case(inner, "sources")
+            .or_else(|| strip_prefix_ignore_case(inner, "source"))
+            .unwrap_or(inner);
+        let numbers: Option<Vec<usize>> = inner
+            .split(',')
+            .map(|n| n.trim().parse::<usize>().ok())
+            .collect();
+        match numbers {
+            Some(numbers) if !inner.is_empty() => {
+                for n in numbers.into_iter().filter(|n| (1..=sources).contains(n)) {
+                    let index = n - 1;
+                    let position = match cited.iter().position(|&c| c == index) {
+                        Some(p) => p,
+                        None => {
+                            cited.push(index);
+                            cited.len() - 1
+                        }
+                    };
+                    out.push_str(&format!("[{}]", position + 1));
+                }
+            }
+            _ => {
+                out.push('[');
+                out.push_str(&after[..=close]);
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    (tidy(&out), cited)
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    s.get(..prefix.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .map(|_| s[prefix.len()..].trim_start())
+}
+
+/// Removed markers leave a space before punctuation or doubled spaces behind.
+fn tidy(text: &str) -> String {
+    let mut out = text.replace("  ", " ");
+    for punctuation in [".", ",", ";", ":"] {
+        out = out.replace(&format!(" {punctuation}"), punctuation);
+    }
+    out.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_are_renumbered_in_order_of_first_use() {
+        let (text, cited) =
+            renumber_citations("Leave is 20 weeks [3]. Notice is 8 weeks [1][3].", 4);
+        assert_eq!(text, "Leave is 20 weeks [1]. Notice is 8 weeks [2][1].");
+        assert_eq!(cited, vec![2, 0]);
+    }
+
+    #[test]
+    fn unusual_citation_forms_are_read_and_bad_ones_dropped() {
+        let (text, cited) = renumber_citations("A [Source 2]. B [1, 2]. C [9]. D [see below].", 2);
+        assert_eq!(text, "A [1]. B [2][1]. C. D [see below].");
+        assert_eq!(cited, vec![1, 0]);
+        let (text, cited) = renumber_citations("Unclosed [1 and a [ bracket", 2);
+        assert_eq!(text, "Unclosed [1 and a [ bracket");
+        assert!(cited.is_empty());
+    }
+
+    #[test]
+    fn declining_answers_are_recognised() {
+        assert!(declines("I don\u{2019}t have that information."));
+        assert!(declines(
+            "Sorry, I do not have that information in the sources."
+        ));
+        assert!(declines(
+            "I can only help with questions about Acme Corp policies."
+        ));
+        assert!(!declines("Parental leave is 20 weeks [1]."));
+    }
+}

@@ -1,0 +1,374 @@
+//! The assistant: `Assistant::handle` takes a question through every stage, top to bottom:
+//! input check → embed → classify → retrieve → route → generate (through the gateway) →
+//! citations → answer. Each stage is a module with one entry point, runs in its own tracing
+//! span, and reports its latency in the answer.
+
+pub mod answer;
+pub mod classify;
+pub mod retrieve;
+pub mod route;
+pub mod safety;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::config::{AssistantConfig, Config};
+use crate::error::GatewayError;
+use crate::gateway::{Gateway, RequestContext};
+use crate::kb::embed::{GatewayEmbedder, TextEmbedder};
+use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
+use crate::prompts::{PromptError, Registry};
+use crate::store::Database;
+use answer::{AnswerError, Generation};
+use classify::Classifier;
+use retrieve::Scope;
+
+/// How long a snippet of a source is, in characters.
+const SNIPPET_CHARS: usize = 240;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error("retrieval: {0}")]
+    Search(#[from] SearchError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+}
+
+impl From<AnswerError> for AskError {
+    fn from(error: AnswerError) -> Self {
+        match error {
+            AnswerError::Prompt(e) => AskError::Prompt(e),
+            AnswerError::Gateway(e) => AskError::Gateway(e),
+        }
+    }
+}
+
+/// `POST /v1/ask`'s body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequest {
+    pub question: String,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Search only this collection (`hr`, `it`, …).
+    #[serde(default)]
+    pub collection: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// An answer grounded in the returned sources.
+    Success,
+    /// The knowledge base does not hold the answer (retrieval too weak, or the model said so).
+    NoAnswer,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    /// The number the answer cites it by (`[n]`).
+    pub n: usize,
+    pub title: String,
+    pub path: String,
+    pub collection: String,
+    pub heading: String,
+    pub snippet: String,
+    /// Fused retrieval score (reciprocal rank fusion).
+    pub score: f32,
+    /// Cosine similarity between question and chunk, when the dense retriever found it.
+    pub similarity: Option<f32>,
+    /// Whether the answer cites it; uncited sources are listed only when nothing was cited.
+    pub cited: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct AskUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// Milliseconds spent in each stage; 0 for a stage that did not run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageLatency {
+    pub input_check: f64,
+    pub embed: f64,
+    pub classify: f64,
+    pub retrieve: f64,
+    pub route: f64,
+    pub generate: f64,
+    pub citations: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AskResponse {
+    pub answer: String,
+    pub status: Status,
+    pub sources: Vec<Source>,
+    pub category: &'static str,
+    pub department: Option<String>,
+    /// Collection searched; `None` means all.
+    pub collection: Option<String>,
+    /// Best question–chunk similarity: what the no-answer threshold is compared with.
+    pub retrieval_confidence: f32,
+    /// Alias or deployment asked; `None` when no model was called.
+    pub model: Option<String>,
+    pub deployment: Option<String>,
+    pub prompt_version: String,
+    pub cache: &'static str,
+    pub usage: AskUsage,
+    pub cost_micro_usd: u64,
+    pub cost_usd: f64,
+    pub latency_ms: f64,
+    pub stage_latency_ms: StageLatency,
+    pub request_id: String,
+}
+
+pub struct Assistant {
+    gateway: Arc<Gateway>,
+    embedder: Arc<dyn TextEmbedder>,
+    retriever: Retriever,
+    classifier: Classifier,
+    prompts: Registry,
+    config: AssistantConfig,
+    top_k: usize,
+}
+
+impl Assistant {
+    /// Loads prompts and embeds the classifier's examples (through the gateway, so the
+    /// embedding model must be available).
+    pub async fn new(
+        config: &Config,
+        gateway: Arc<Gateway>,
+        db: Database,
+    ) -> Result<Self, AskError> {
+        let prompts = Registry::load(&config.prompts)?;
+        prompts.active(&config.assistant.prompt)?;
+        let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder::new(
+            gateway.clone(),
+            config.kb.embedding_model.clone(),
+        ));
+        let ctx = RequestContext::new(crate::gateway::new_request_id(), "assistant.start");
+        let classifier = Classifier::new(&config.classifier, embedder.as_ref(), &ctx).await?;
+        let retriever = Retriever::new(
+            db,
+            embedder.clone(),
+            FusionSettings {
+                candidates: config.kb.candidates,
+                rrf_k: config.kb.rrf_k,
+            },
+        );
+        Ok(Self {
+            gateway,
+            embedder,
+            retriever,
+            classifier,
+            prompts,
+            config: config.assistant.clone(),
+            top_k: config.kb.top_k,
+        })
+    }
+
+    pub fn retriever(&self) -> &Retriever {
+        &self.retriever
+    }
+
+    pub async fn handle(
+        &self,
+        request: AskRequest,
+        ctx: &RequestContext,
+    ) -> Result<AskResponse, AskError> {
+        let mut stages = StageLatency::default();
+        let mut clock = Instant::now();
+        let mut lap = |slot: &mut f64| {
+            *slot = clock.elapsed().as_secs_f64() * 1000.0;
+            clock = Instant::now();
+        };
+
+        let question = {
+            let _span = tracing::debug_span!("input_check").entered();
+            safety::check_input(&request.question, self.config.max_question_chars)?
+        };
+        lap(&mut stages.input_check);
+
+        let vector = self
+            .embedder
+            .embed(vec![question.clone()], &ctx.child("embed", ctx.endpoint))
+            .instrument(tracing::debug_span!("embed"))
+            .await?
+            .pop()
+            .unwrap_or_default();
+        lap(&mut stages.embed);
+
+        let classification = {
+            let _span = tracing::debug_span!("classify").entered();
+            self.classifier.classify(&question, &vector)
+        };
+        lap(&mut stages.classify);
+
+        let scope = match (&request.collection, &classification.department) {
+            (Some(collection), _) => {
+                self.check_collection(collection).await?;
+                Scope::Collection(collection)
+            }
+            (None, Some(department)) => Scope::Department(department),
+            (None, None) => Scope::All,
+        };
+        let retrieved = retrieve::retrieve(&self.retriever, &question, &vector, scope, self.top_k)
+            .instrument(tracing::debug_span!("retrieve"))
+            .await?;
+        lap(&mut stages.retrieve);
+
+        let prompt = self.prompts.active(&self.config.prompt)?;
+        let mut response = AskResponse {
+            answer: answer::NO_INFORMATION.to_owned(),
+            status: Status::NoAnswer,
+            sources: Vec::new(),
+            category: classification.category.as_str(),
+            department: classification.department.clone(),
+            collection: retrieved.collection,
+            retrieval_confidence: retrieved.retrieval.confidence,
+            model: None,
+            deployment: None,
+            prompt_version: prompt.id(),
+            cache: "miss",
+            usage: AskUsage::default(),
+            cost_micro_usd: 0,
+            cost_usd: 0.0,
+            latency_ms: 0.0,
+            stage_latency_ms: stages,
+            request_id: ctx.request_id.clone(),
+        };
+        let hits = retrieved.retrieval.hits;
+        if hits.is_empty() || retrieved.retrieval.confidence < self.config.min_confidence {
+            tracing::debug!(
+                confidence = retrieved.retrieval.confidence,
+                "below min_confidence: no model call"
+            );
+            response.latency_ms = millis(ctx.started);
+            return Ok(response);
+        }
+
+        let model = {
+            let _span = tracing::debug_span!("route").entered();
+            route::model_for(&self.config.routes, classification.category, &prompt.model)
+        };
+        lap(&mut stages.route);
+
+        let mut generate_ctx = ctx.clone();
+        generate_ctx.prompt_version = Some(prompt.id());
+        let completion = answer::generate(
+            &self.gateway,
+            Generation {
+                registry: &self.prompts,
+                prompt,
+                model,
+                question: &question,
+                category: classification.category.as_str(),
+                department: classification.department.as_deref(),
+                hits: &hits,
+            },
+            &generate_ctx,
+        )
+        .instrument(tracing::debug_span!("generate", model))
+        .await?;
+        lap(&mut stages.generate);
+
+        let text = completion
+            .response
+            .choices
+            .first()
+            .map(|c| c.message.text())
+            .unwrap_or_default();
+        let usage = completion.response.usage.unwrap_or_default();
+        response.model = Some(model.to_owned());
+        response.deployment = Some(completion.deployment.clone());
+        response.usage = AskUsage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+        };
+        response.cost_micro_usd = completion.cost_micro_usd;
+        response.cost_usd = completion.cost_micro_usd as f64 / 1e6;
+        if !answer::declines(&text) && !text.trim().is_empty() {
+            let _span = tracing::debug_span!("citations").entered();
+            let (answer, cited) = answer::renumber_citations(&text, hits.len());
+            response.sources = cite(&hits, &cited);
+            response.answer = answer;
+            response.status = Status::Success;
+        } else if !text.trim().is_empty() {
+            response.answer = text.trim().to_owned();
+        }
+        lap(&mut stages.citations);
+        response.stage_latency_ms = stages;
+        response.latency_ms = millis(ctx.started);
+        Ok(response)
+    }
+
+    async fn check_collection(&self, collection: &str) -> Result<(), AskError> {
+        let known = self.retriever.collections().await?;
+        if known.contains(collection) {
+            return Ok(());
+        }
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        Err(GatewayError::invalid(
+            format!(
+                "unknown collection `{collection}`; the knowledge base has: {}",
+                if known.is_empty() {
+                    "nothing yet (run `askacme ingest`)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+            "collection",
+        )
+        .into())
+    }
+}
+
+/// The sources to return: the cited ones, numbered as the renumbered answer cites them; when
+/// the model cited nothing, every source it was given, marked uncited.
+fn cite(hits: &[Hit], cited: &[usize]) -> Vec<Source> {
+    let source = |n: usize, hit: &Hit, cited: bool| Source {
+        n,
+        title: hit.chunk.title.clone(),
+        path: hit.chunk.document_path.clone(),
+        collection: hit.chunk.collection.clone(),
+        heading: hit.chunk.chunk.heading_path.clone(),
+        snippet: snippet(&hit.chunk.chunk.text),
+        score: hit.score,
+        similarity: hit.similarity,
+        cited,
+    };
+    if cited.is_empty() {
+        return hits
+            .iter()
+            .enumerate()
+            .map(|(i, hit)| source(i + 1, hit, false))
+            .collect();
+    }
+    cited
+        .iter()
+        .enumerate()
+        .map(|(i, &index)| source(i + 1, &hits[index], true))
+        .collect()
+}
+
+fn snippet(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(SNIPPET_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", text[..end].trim_end()),
+    }
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}

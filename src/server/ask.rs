@@ -1,0 +1,40 @@
+//! `POST /v1/ask`: the assistant's HTTP face.
+
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, JsonBody, ProviderTime, RequestId};
+use crate::gateway::RequestContext;
+use crate::pipeline::AskRequest;
+
+const CACHE: HeaderName = HeaderName::from_static("x-askacme-cache");
+
+pub async fn ask(
+    State(state): State<AppState>,
+    Extension(RequestId(id)): Extension<RequestId>,
+    JsonBody(request): JsonBody<AskRequest>,
+) -> Response {
+    let ctx = RequestContext::new(id, "/v1/ask");
+    let assistant = match state.assistant().await {
+        Ok(assistant) => assistant,
+        Err(e) => return e.into_response(),
+    };
+    match assistant.handle(request, &ctx).await {
+        Ok(answer) => {
+            let waited = answer.stage_latency_ms.embed + answer.stage_latency_ms.generate;
+            let cache = HeaderValue::from_static(answer.cache);
+            let mut response = Json(answer).into_response();
+            response.headers_mut().insert(CACHE, cache);
+            response
+                .extensions_mut()
+                .insert(ProviderTime(Duration::from_secs_f64(waited / 1000.0)));
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
