@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install build prerequisites, build, fetch the local models,
-# and answer a question through the gateway with the default local model.
+# ingest the sample handbook, and ask the assistant questions about it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 cargo build --release
 target/release/askacme models fetch
-question="${1:-Explain in two sentences what an LLM gateway does for a company.}"
-echo "Q: $question"
-target/release/askacme chat --model strong --temperature 0 --max-tokens 200 "$question"
+target/release/askacme ingest examples/handbook
+if [ $# -gt 0 ]; then
+  questions=("$@")
+else
+  questions=("How long is parental leave?" "What is the minimum password length?" "What's the CEO's favorite color?")
+fi
+for question in "${questions[@]}"; do
+  echo
+  echo "Q: $question"
+  target/release/askacme ask "$question"
+done

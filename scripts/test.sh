@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: lint, build, fetch the small test models, check the official OpenAI Python
-# client against a running server, then the Rust test suite.
+# The test command: lint, build, fetch the models the tests use (SmolLM2, MiniLM and the default
+# answering model Qwen2.5-Coder-1.5B), check the official OpenAI Python client against a running
+# server, then the Rust test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

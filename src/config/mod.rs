@@ -96,6 +96,18 @@ pub struct KbConfig {
     pub candidates: usize,
     /// Reciprocal-rank-fusion constant.
     pub rrf_k: f32,
+    /// Second-stage ranking of the fused hits.
+    pub rerank: RerankMode,
+    /// How many fused hits the re-ranker scores (then `top_k` are kept).
+    pub rerank_candidates: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RerankMode {
+    None,
+    /// Score each candidate by its sentence closest to the question (MiniLM).
+    Embedding,
 }
 
 /// Versioned prompts: `<dir>/<name>/<version>.toml`, and which version of each is live.
@@ -337,6 +349,12 @@ impl Config {
         }
         if self.kb.top_k == 0 || self.kb.top_k > 50 {
             return Err(ConfigError::invalid("kb.top_k", "must be between 1 and 50"));
+        }
+        if self.kb.rerank_candidates < self.kb.top_k {
+            return Err(ConfigError::invalid(
+                "kb.rerank_candidates",
+                "must be at least kb.top_k",
+            ));
         }
         if self.kb.candidates == 0 {
             return Err(ConfigError::invalid("kb.candidates", "must be positive"));
@@ -607,6 +625,8 @@ mod tests {
             ("[kb]\nchunk_overlap_chars = 900", "kb.chunk_overlap_chars"),
             ("[kb]\nchunk_max_chars = 10", "kb.chunk_max_chars"),
             ("[kb]\ntop_k = 0", "kb.top_k"),
+            ("[kb]\nrerank = \"llm\"", "kb.rerank"),
+            ("[kb]\nrerank_candidates = 2", "kb.rerank_candidates"),
             ("[kb]\nembedding_model = \"nope\"", "kb.embedding_model"),
             ("[assistant]\nprompt = \"nope\"", "assistant.prompt"),
             (

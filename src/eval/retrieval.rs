@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::gateway::{RequestContext, new_request_id};
+use crate::kb::rerank;
 use crate::kb::search::{Mode, Retriever, SearchError, SearchOptions};
 
 /// The cut-offs reported.
@@ -60,9 +61,34 @@ impl LabelledSet {
     }
 }
 
+/// One retrieval configuration to score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub label: &'static str,
+    pub mode: Mode,
+    /// Re-rank this many hits by best sentence (`[kb] rerank = "embedding"`).
+    pub rerank_candidates: Option<usize>,
+}
+
+pub const BM25: Variant = Variant {
+    label: "BM25",
+    mode: Mode::Lexical,
+    rerank_candidates: None,
+};
+pub const DENSE: Variant = Variant {
+    label: "dense",
+    mode: Mode::Dense,
+    rerank_candidates: None,
+};
+pub const HYBRID: Variant = Variant {
+    label: "hybrid (RRF)",
+    mode: Mode::Hybrid,
+    rerank_candidates: None,
+};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecallReport {
-    pub mode: Mode,
+    pub label: &'static str,
     /// Recall at each cut-off of [`RECALL_AT`].
     pub recall: [f64; 3],
     pub mrr: f64,
@@ -70,33 +96,31 @@ pub struct RecallReport {
     pub misses: Vec<String>,
 }
 
-/// Runs every question through each mode (the question is embedded once) and scores the
+/// Runs every question through each variant (the question is embedded once) and scores the
 /// rank of the first relevant chunk.
 pub async fn evaluate(
     retriever: &Retriever,
     set: &LabelledSet,
-    modes: &[Mode],
+    variants: &[Variant],
 ) -> Result<Vec<RecallReport>, EvalError> {
     let ctx = RequestContext::new(new_request_id(), "eval.retrieval");
-    let mut ranks: Vec<Vec<Option<usize>>> = vec![Vec::new(); modes.len()];
+    let mut ranks: Vec<Vec<Option<usize>>> = vec![Vec::new(); variants.len()];
     for question in &set.questions {
         let vector = retriever.embed_question(&question.q, &ctx).await?;
-        for (mode, ranks) in modes.iter().zip(&mut ranks) {
-            let retrieval = retriever
-                .search(
-                    &question.q,
-                    &vector,
-                    SearchOptions {
-                        top_k: MRR_DEPTH,
-                        collections: None,
-                        mode: *mode,
-                    },
-                )
-                .await?;
+        for (variant, ranks) in variants.iter().zip(&mut ranks) {
+            let options = SearchOptions {
+                top_k: variant.rerank_candidates.unwrap_or(MRR_DEPTH),
+                collections: None,
+                mode: variant.mode,
+            };
+            let mut hits = retriever.search(&question.q, &vector, options).await?.hits;
+            if variant.rerank_candidates.is_some() {
+                hits = rerank::by_best_sentence(retriever.embedder(), &vector, hits, &ctx)
+                    .await
+                    .map_err(SearchError::from)?;
+            }
             ranks.push(
-                retrieval
-                    .hits
-                    .iter()
+                hits.iter()
                     .position(|h| {
                         h.chunk.document_path == question.doc
                             && h.chunk.chunk.text.contains(&question.fact)
@@ -106,10 +130,10 @@ pub async fn evaluate(
         }
     }
     let total = set.questions.len().max(1) as f64;
-    Ok(modes
+    Ok(variants
         .iter()
         .zip(ranks)
-        .map(|(mode, ranks)| {
+        .map(|(variant, ranks)| {
             let recall = RECALL_AT
                 .map(|k| ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / total);
             let mrr = ranks.iter().flatten().map(|&r| 1.0 / r as f64).sum::<f64>() / total;
@@ -121,7 +145,7 @@ pub async fn evaluate(
                 .map(|(q, r)| format!("{} (rank {r:?}, want {})", q.q, q.doc))
                 .collect();
             RecallReport {
-                mode: *mode,
+                label: variant.label,
                 recall,
                 mrr,
                 misses,

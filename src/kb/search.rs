@@ -102,6 +102,10 @@ impl Retriever {
         }
     }
 
+    pub fn embedder(&self) -> &dyn TextEmbedder {
+        self.embedder.as_ref()
+    }
+
     pub async fn embed_question(
         &self,
         question: &str,
@@ -241,4 +245,113 @@ fn build(generation: i64, mut chunks: Vec<StoredChunk>) -> Result<Snapshot, Sear
         lexical,
         vectors: Box::new(vectors),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::kb::chunk::ChunkOptions;
+    use crate::kb::embed::testing::HashEmbedder;
+    use crate::kb::ingest::ingest;
+
+    struct Fixture {
+        dir: PathBuf,
+        db: Database,
+        retriever: Retriever,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("askacme-search-{}", uuid::Uuid::now_v7().simple()));
+            std::fs::create_dir_all(dir.join("docs/hr")).unwrap();
+            std::fs::create_dir_all(dir.join("docs/it")).unwrap();
+            let db = Database::open(&format!("sqlite://{}", dir.join("kb.db").display()))
+                .await
+                .unwrap();
+            let retriever = Retriever::new(
+                db.clone(),
+                Arc::new(HashEmbedder),
+                FusionSettings {
+                    candidates: 10,
+                    rrf_k: 60.0,
+                },
+            );
+            Self { dir, db, retriever }
+        }
+
+        async fn ingest(&self) {
+            ingest(
+                &self.db,
+                &[self.dir.join("docs")],
+                ChunkOptions::default(),
+                &HashEmbedder,
+                &|_| {},
+            )
+            .await
+            .unwrap();
+        }
+
+        async fn paths(&self, question: &str, collections: Option<&[String]>) -> Vec<String> {
+            let ctx = RequestContext::new("test", "test");
+            let vector = self.retriever.embed_question(question, &ctx).await.unwrap();
+            let options = SearchOptions {
+                top_k: 5,
+                collections,
+                mode: Mode::Hybrid,
+            };
+            let retrieval = self
+                .retriever
+                .search(question, &vector, options)
+                .await
+                .unwrap();
+            retrieval
+                .hits
+                .into_iter()
+                .map(|h| h.chunk.document_path)
+                .collect()
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[tokio::test]
+    async fn search_follows_ingest_and_deleted_files_vanish() {
+        let f = Fixture::new().await;
+        std::fs::write(
+            f.dir.join("docs/hr/parental.md"),
+            "# Parental leave\n\nThe primary caregiver gets 20 weeks.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            f.dir.join("docs/it/laptops.md"),
+            "# Laptops\n\nLaptops are replaced every 3 years.\n",
+        )
+        .unwrap();
+        f.ingest().await;
+        let found = f.paths("parental leave weeks", None).await;
+        assert_eq!(found.first().map(String::as_str), Some("hr/parental.md"));
+        assert_eq!(
+            f.paths("parental leave weeks", Some(&["it".to_owned()]))
+                .await,
+            vec!["it/laptops.md".to_owned()],
+            "a collection filter keeps other collections out"
+        );
+
+        std::fs::remove_file(f.dir.join("docs/hr/parental.md")).unwrap();
+        f.ingest().await;
+        let after = f.paths("parental leave weeks", None).await;
+        assert!(
+            !after.contains(&"hr/parental.md".to_owned()),
+            "the index was rebuilt for the new generation: {after:?}"
+        );
+        assert!(f.retriever.collections().await.unwrap().contains("it"));
+        assert!(!f.retriever.collections().await.unwrap().contains("hr"));
+    }
 }

@@ -138,7 +138,7 @@ pub struct Assistant {
     classifier: Classifier,
     prompts: Registry,
     config: AssistantConfig,
-    top_k: usize,
+    retrieval: retrieve::Settings,
 }
 
 impl Assistant {
@@ -172,7 +172,11 @@ impl Assistant {
             classifier,
             prompts,
             config: config.assistant.clone(),
-            top_k: config.kb.top_k,
+            retrieval: retrieve::Settings {
+                top_k: config.kb.top_k,
+                rerank: config.kb.rerank,
+                rerank_candidates: config.kb.rerank_candidates,
+            },
         })
     }
 
@@ -221,9 +225,16 @@ impl Assistant {
             (None, Some(department)) => Scope::Department(department),
             (None, None) => Scope::All,
         };
-        let retrieved = retrieve::retrieve(&self.retriever, &question, &vector, scope, self.top_k)
-            .instrument(tracing::debug_span!("retrieve"))
-            .await?;
+        let retrieved = retrieve::retrieve(
+            &self.retriever,
+            &question,
+            &vector,
+            scope,
+            self.retrieval,
+            &ctx.child("rerank", ctx.endpoint),
+        )
+        .instrument(tracing::debug_span!("retrieve"))
+        .await?;
         lap(&mut stages.retrieve);
 
         let prompt = self.prompts.active(&self.config.prompt)?;

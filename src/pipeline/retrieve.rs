@@ -5,6 +5,9 @@
 //! searched too, and wins when its best chunk is clearly closer to the question than the
 //! department's (a misclassified question still finds its answer).
 
+use crate::config::RerankMode;
+use crate::gateway::RequestContext;
+use crate::kb::rerank;
 use crate::kb::search::{Mode, Retrieval, Retriever, SearchError, SearchOptions};
 
 /// How much closer (cosine) the whole knowledge base must come before a department hint loses.
@@ -24,13 +27,42 @@ pub struct Retrieved {
     pub collection: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub top_k: usize,
+    pub rerank: RerankMode,
+    pub rerank_candidates: usize,
+}
+
 pub async fn retrieve(
     retriever: &Retriever,
     question: &str,
     vector: &[f32],
     scope: Scope<'_>,
-    top_k: usize,
+    settings: Settings,
+    ctx: &RequestContext,
 ) -> Result<Retrieved, SearchError> {
+    let mut retrieved = search_scope(retriever, question, vector, scope, settings).await?;
+    if settings.rerank == RerankMode::Embedding {
+        let hits = std::mem::take(&mut retrieved.retrieval.hits);
+        retrieved.retrieval.hits =
+            rerank::by_best_sentence(retriever.embedder(), vector, hits, ctx).await?;
+        retrieved.retrieval.hits.truncate(settings.top_k);
+    }
+    Ok(retrieved)
+}
+
+async fn search_scope(
+    retriever: &Retriever,
+    question: &str,
+    vector: &[f32],
+    scope: Scope<'_>,
+    settings: Settings,
+) -> Result<Retrieved, SearchError> {
+    let top_k = match settings.rerank {
+        RerankMode::None => settings.top_k,
+        RerankMode::Embedding => settings.rerank_candidates,
+    };
     let search = |collections: Option<Vec<String>>| async move {
         retriever
             .search(

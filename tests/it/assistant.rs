@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use askacme::eval::retrieval::{self, LabelledSet, RECALL_AT};
+use askacme::eval::retrieval::{self, BM25, DENSE, HYBRID, LabelledSet, RECALL_AT};
 use askacme::kb::chunk::ChunkOptions;
 use askacme::kb::embed::GatewayEmbedder;
 use askacme::kb::ingest::ingest;
-use askacme::kb::search::Mode;
 use serde_json::{Value, json};
 
 use crate::harness::{App, request_id};
@@ -40,17 +39,13 @@ async fn hybrid_retrieval_beats_bm25_and_dense_alone_on_the_labelled_handbook_qu
     let assistant = app.state.assistant().await.unwrap();
     let set = LabelledSet::load(&repo("evals/handbook_questions.toml")).unwrap();
     assert!(set.questions.len() >= 40);
-    let reports = retrieval::evaluate(
-        assistant.retriever(),
-        &set,
-        &[Mode::Lexical, Mode::Dense, Mode::Hybrid],
-    )
-    .await
-    .unwrap();
+    let reports = retrieval::evaluate(assistant.retriever(), &set, &[BM25, DENSE, HYBRID])
+        .await
+        .unwrap();
     for report in &reports {
         println!(
-            "{:?}: recall@{:?} = {:?}, MRR {:.3}; misses: {:#?}",
-            report.mode, RECALL_AT, report.recall, report.mrr, report.misses
+            "{}: recall@{:?} = {:?}, MRR {:.3}; misses: {:#?}",
+            report.label, RECALL_AT, report.recall, report.mrr, report.misses
         );
     }
     let [lexical, dense, hybrid] = [&reports[0], &reports[1], &reports[2]];
@@ -180,4 +175,56 @@ async fn bad_questions_get_a_400_naming_the_field() {
             .contains("hr, it, legal"),
         "{error}"
     );
+}
+
+/// `askacme ingest` then `askacme ask --json` print what the API returns, with the same keys.
+#[tokio::test]
+async fn the_cli_ingests_and_answers_with_the_api_json() {
+    let dir = crate::harness::TempDir::new("cli");
+    let config = dir.0.join("askacme.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n",
+            dir.0.display().to_string(),
+            crate::harness::models_dir().display().to_string()
+        ),
+    )
+    .unwrap();
+    let askacme = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let handbook = repo("examples/handbook");
+    let report = askacme(&["ingest", handbook.to_str().unwrap()]);
+    assert!(report.contains("18 added"), "{report}");
+    assert!(askacme(&["ingest", handbook.to_str().unwrap()]).contains("18 unchanged"));
+
+    let question = "What's the CEO's favorite color?";
+    let cli: Value = serde_json::from_str(&askacme(&["ask", "--json", question])).unwrap();
+    assert_eq!(cli["status"], "no_answer", "{cli:#}");
+    let plain = askacme(&["ask", question]);
+    assert!(plain.contains("I don't have that information"), "{plain}");
+
+    let app = handbook_app().await;
+    let (_, _, api) = ask(&app, json!({ "question": question })).await;
+    let keys = |v: &Value| {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(keys(&cli), keys(&api));
+    assert_eq!(cli["retrieval_confidence"], api["retrieval_confidence"]);
 }
