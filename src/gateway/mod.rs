@@ -80,13 +80,13 @@ impl RequestContext {
     }
 
     /// A context for a secondary gateway call made while serving this request (the assistant's
-    /// query embedding, say): its own log row, id `<parent>.<step>`, same caller.
+    /// query embedding, say): its own log row, id `<parent>.<step>`, same caller and prompt.
     pub fn child(&self, step: &str, endpoint: &'static str) -> Self {
         Self {
             request_id: format!("{}.{step}", self.request_id),
             key_id: self.key_id.clone(),
             endpoint,
-            prompt_version: None,
+            prompt_version: self.prompt_version.clone(),
             started: Instant::now(),
         }
     }

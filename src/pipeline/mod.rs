@@ -189,6 +189,12 @@ impl Assistant {
         request: AskRequest,
         ctx: &RequestContext,
     ) -> Result<AskResponse, AskError> {
+        let prompt = self.prompts.active(&self.config.prompt)?;
+        // Every log row of this question (embedding, re-rank, answer) names the prompt version.
+        let ctx = &RequestContext {
+            prompt_version: Some(prompt.id()),
+            ..ctx.clone()
+        };
         let mut stages = StageLatency::default();
         let mut clock = Instant::now();
         let mut lap = |slot: &mut f64| {
@@ -237,7 +243,6 @@ impl Assistant {
         .await?;
         lap(&mut stages.retrieve);
 
-        let prompt = self.prompts.active(&self.config.prompt)?;
         let mut response = AskResponse {
             answer: answer::NO_INFORMATION.to_owned(),
             status: Status::NoAnswer,
@@ -273,8 +278,6 @@ impl Assistant {
         };
         lap(&mut stages.route);
 
-        let mut generate_ctx = ctx.clone();
-        generate_ctx.prompt_version = Some(prompt.id());
         let completion = answer::generate(
             &self.gateway,
             Generation {
@@ -286,7 +289,7 @@ impl Assistant {
                 department: classification.department.as_deref(),
                 hits: &hits,
             },
-            &generate_ctx,
+            ctx,
         )
         .instrument(tracing::debug_span!("generate", model))
         .await?;

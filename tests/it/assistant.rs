@@ -96,9 +96,15 @@ async fn the_assistant_answers_from_the_handbook_with_citations_and_declines_the
     assert_eq!(answer["prompt_version"], "ask_acme@v2");
     assert_eq!(answer["model"], "strong");
     assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() > 0);
-    let row = app.log_row(&id).await;
-    assert_eq!(row.prompt_version.as_deref(), Some("ask_acme@v2"));
-    assert_eq!(row.endpoint, "/v1/ask");
+    for row_id in [id.clone(), format!("{id}.embed")] {
+        let row = app.log_row(&row_id).await;
+        assert_eq!(
+            row.prompt_version.as_deref(),
+            Some("ask_acme@v2"),
+            "{row_id}"
+        );
+        assert_eq!(row.endpoint, "/v1/ask");
+    }
 
     let (_, _, answer) = ask(
         &app,
@@ -116,13 +122,22 @@ async fn the_assistant_answers_from_the_handbook_with_citations_and_declines_the
         "an answer found in one document cites that document: {answer:#}"
     );
 
-    let (_, _, answer) = ask(
+    let (_, id, answer) = ask(
         &app,
         json!({"question": "What's the CEO's favorite color?"}),
     )
     .await;
     assert_eq!(answer["status"], "no_answer", "{answer:#}");
     assert!(answer["sources"].as_array().unwrap().is_empty());
+    // Nothing in the handbook is close: decided by retrieval, without a model call.
+    assert!(
+        answer["retrieval_confidence"].as_f64().unwrap() < 0.3,
+        "{answer:#}"
+    );
+    assert!(answer["model"].is_null());
+    let log = app.state.gateway.request_log();
+    log.flush().await;
+    assert!(log.database().request(&id).await.unwrap().is_none());
 
     let (_, _, answer) = ask(
         &app,
