@@ -206,6 +206,9 @@ impl Assistant {
             let _span = tracing::debug_span!("input_check").entered();
             safety::check_input(&request.question, self.config.max_question_chars)?
         };
+        if let Some(collection) = &request.collection {
+            self.check_collection(collection).await?;
+        }
         lap(&mut stages.input_check);
 
         let vector = self
@@ -224,10 +227,7 @@ impl Assistant {
         lap(&mut stages.classify);
 
         let scope = match (&request.collection, &classification.department) {
-            (Some(collection), _) => {
-                self.check_collection(collection).await?;
-                Scope::Collection(collection)
-            }
+            (Some(collection), _) => Scope::Collection(collection),
             (None, Some(department)) => Scope::Department(department),
             (None, None) => Scope::All,
         };
