@@ -192,6 +192,50 @@ async fn bad_questions_get_a_400_naming_the_field() {
     );
 }
 
+/// Runs the `askacme` binary with `--config config`; panics with its stderr if it fails.
+fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn prompts_are_listed_shown_and_diffed_from_the_cli() {
+    let dir = crate::harness::TempDir::new("prompts");
+    let config = dir.0.join("askacme.toml");
+    // A prompts folder that does not exist: the built-in versions only.
+    std::fs::write(&config, "[prompts]\ndir = \"/nonexistent\"\n").unwrap();
+    let list = run_cli(&config, &["prompts", "list"]);
+    let active: Vec<&str> = list.lines().filter(|l| l.starts_with('*')).collect();
+    assert_eq!(active.len(), 1, "{list}");
+    assert!(
+        active[0].contains("ask_acme") && active[0].contains("v2"),
+        "{list}"
+    );
+    assert!(run_cli(&config, &["prompts", "show"]).contains("version = \"v2\""));
+    assert!(run_cli(&config, &["prompts", "show", "v1"]).contains("version = \"v1\""));
+    let diff = run_cli(&config, &["prompts", "diff", "v1", "v2"]);
+    assert!(
+        diff.starts_with("--- ask_acme@v1\n+++ ask_acme@v2\n"),
+        "{diff}"
+    );
+    assert!(diff.contains("\n- version = \"v1\"\n"), "{diff}");
+    assert!(diff.contains("\n+ version = \"v2\"\n"), "{diff}");
+    assert!(
+        diff.contains("\n  template = \"\"\"\n"),
+        "unchanged lines are kept: {diff}"
+    );
+}
+
 /// `askacme ingest` then `askacme ask --json` print what the API returns, with the same keys.
 #[tokio::test]
 async fn the_cli_ingests_and_answers_with_the_api_json() {
@@ -206,20 +250,7 @@ async fn the_cli_ingests_and_answers_with_the_api_json() {
         ),
     )
     .unwrap();
-    let askacme = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let askacme = |args: &[&str]| run_cli(&config, args);
     let handbook = repo("examples/handbook");
     let report = askacme(&["ingest", handbook.to_str().unwrap()]);
     assert!(report.contains("18 added"), "{report}");
