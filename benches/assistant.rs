@@ -196,11 +196,12 @@ async fn answers(model: &str) {
         }
         totals.push(answer.latency_ms);
     };
-    let (mut correct, mut cites_doc, mut asked) = (0, 0, 0);
+    let (mut correct, mut cites_doc, mut asked, mut ungrounded) = (0, 0, 0, 0);
     for question in set.questions.iter().take(limit) {
         let answer = ask(&question.q).await;
         record(&answer);
         asked += 1;
+        ungrounded += usize::from(!answer.ungrounded.is_empty());
         let fact = question.fact.to_lowercase();
         if answer.status == Status::Success && answer.answer.to_lowercase().contains(&fact) {
             correct += 1;
@@ -247,6 +248,7 @@ async fn answers(model: &str) {
         ("retrieve", column(|s| s.retrieve)),
         ("route", column(|s| s.route)),
         ("generate", column(|s| s.generate)),
+        ("grounding", column(|s| s.grounding)),
         ("citations", column(|s| s.citations)),
         ("total", totals.clone()),
     ] {

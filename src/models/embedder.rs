@@ -99,14 +99,20 @@ impl Embedder for BertEmbedder {
         if texts.is_empty() {
             return Ok((Vec::new(), 0));
         }
-        // Batches of similar size keep padding waste low; 32 keeps peak memory small.
-        let mut vectors = Vec::with_capacity(texts.len());
+        // A batch is padded to its longest text, so texts are batched in order of length (and
+        // the vectors put back in input order); 32 per batch keeps peak memory small.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut vectors = vec![Vec::new(); texts.len()];
         let mut tokens = 0;
-        for batch in texts.chunks(32) {
+        for batch in order.chunks(32) {
+            let batch_texts: Vec<String> = batch.iter().map(|&i| texts[i].clone()).collect();
             let (batch_vectors, batch_tokens) = self
-                .embed_batch(batch)
+                .embed_batch(&batch_texts)
                 .map_err(|e| EmbedError::Inference(e.to_string()))?;
-            vectors.extend(batch_vectors);
+            for (&i, vector) in batch.iter().zip(batch_vectors) {
+                vectors[i] = vector;
+            }
             tokens += batch_tokens;
         }
         Ok((vectors, tokens))

@@ -11,11 +11,18 @@ use crate::providers::types::{ChatRequest, Message, Role};
 /// assistant's own answer when retrieval finds nothing close enough to ask a model.
 pub const NO_INFORMATION: &str = "I don't have that information.";
 
+/// The prompt's reply to requests that are not about the company.
+pub const OFF_TOPIC: &str = "I can only help with questions about Acme Corp policies.";
+
 /// Phrases by which a model declines (lower case, straight apostrophes).
 const DECLINES: &[&str] = &[
     "don't have that information",
     "do not have that information",
-    "can only help with questions about acme",
+    "not specified in the sources",
+    "not mentioned in the sources",
+    "not provided in the sources",
+    "sources do not contain",
+    "sources don't contain",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +82,18 @@ pub async fn generate(
     Ok(gateway.complete(request, ctx).await?)
 }
 
-/// Whether the model said it cannot answer.
-pub fn declines(answer: &str) -> bool {
+/// If the model declined, the assistant's canonical reply: the off-topic refusal or "no
+/// information". Declines often come wrapped in a guess ("not specified in the sources, but
+/// probably…"), which must not reach the user.
+pub fn decline(answer: &str) -> Option<&'static str> {
     let answer = answer.to_lowercase().replace('\u{2019}', "'");
-    DECLINES.iter().any(|phrase| answer.contains(phrase))
+    if answer.contains("can only help with questions about acme") {
+        Some(OFF_TOPIC)
+    } else if DECLINES.iter().any(|phrase| answer.contains(phrase)) {
+        Some(NO_INFORMATION)
+    } else {
+        None
+    }
 }
 
 /// The answer with its citation markers renumbered in order of first use (`[3] … [1]` becomes
@@ -168,14 +183,23 @@ mod tests {
     }
 
     #[test]
-    fn declining_answers_are_recognised() {
-        assert!(declines("I don\u{2019}t have that information."));
-        assert!(declines(
-            "Sorry, I do not have that information in the sources."
-        ));
-        assert!(declines(
-            "I can only help with questions about Acme Corp policies."
-        ));
-        assert!(!declines("Parental leave is 20 weeks [1]."));
+    fn declines_are_recognised_and_replaced_by_the_canonical_reply() {
+        assert_eq!(
+            decline("I don\u{2019}t have that information."),
+            Some(NO_INFORMATION)
+        );
+        assert_eq!(
+            decline("Sorry, I do not have that information in the sources."),
+            Some(NO_INFORMATION)
+        );
+        assert_eq!(
+            decline("It is not specified in the sources, but it is likely casual [1]."),
+            Some(NO_INFORMATION)
+        );
+        assert_eq!(
+            decline("I can only help with questions about Acme Corp policies. Knock knock!"),
+            Some(OFF_TOPIC)
+        );
+        assert_eq!(decline("Parental leave is 20 weeks [1]."), None);
     }
 }

@@ -1,10 +1,11 @@
 //! The assistant: `Assistant::handle` takes a question through every stage, top to bottom:
 //! input check → embed → classify → retrieve → route → generate (through the gateway) →
-//! citations → answer. Each stage is a module with one entry point, runs in its own tracing
+//! grounding → citations → answer. Each stage is a module with one entry point, runs in its own tracing
 //! span, and reports its latency in the answer.
 
 pub mod answer;
 pub mod classify;
+pub mod grounding;
 pub mod retrieve;
 pub mod route;
 pub mod safety;
@@ -104,6 +105,7 @@ pub struct StageLatency {
     pub retrieve: f64,
     pub route: f64,
     pub generate: f64,
+    pub grounding: f64,
     pub citations: f64,
 }
 
@@ -118,6 +120,9 @@ pub struct AskResponse {
     pub collection: Option<String>,
     /// Best question–chunk similarity: what the no-answer threshold is compared with.
     pub retrieval_confidence: f32,
+    /// Figures and names in the model's answer that no source contains; when there are any,
+    /// the answer was replaced by `no_answer`.
+    pub ungrounded: Vec<String>,
     /// Alias or deployment asked; `None` when no model was called.
     pub model: Option<String>,
     pub deployment: Option<String>,
@@ -251,6 +256,7 @@ impl Assistant {
             department: classification.department.clone(),
             collection: retrieved.collection,
             retrieval_confidence: retrieved.retrieval.confidence,
+            ungrounded: Vec::new(),
             model: None,
             deployment: None,
             prompt_version: prompt.id(),
@@ -259,7 +265,7 @@ impl Assistant {
             cost_micro_usd: 0,
             cost_usd: 0.0,
             latency_ms: 0.0,
-            stage_latency_ms: stages,
+            stage_latency_ms: StageLatency::default(),
             request_id: ctx.request_id.clone(),
         };
         let hits = retrieved.retrieval.hits;
@@ -268,8 +274,7 @@ impl Assistant {
                 confidence = retrieved.retrieval.confidence,
                 "below min_confidence: no model call"
             );
-            response.latency_ms = millis(ctx.started);
-            return Ok(response);
+            return Ok(finish(response, stages, ctx));
         }
 
         let model = {
@@ -311,19 +316,38 @@ impl Assistant {
         };
         response.cost_micro_usd = completion.cost_micro_usd;
         response.cost_usd = completion.cost_micro_usd as f64 / 1e6;
-        if !answer::declines(&text) && !text.trim().is_empty() {
+        let text = text.trim();
+        if let Some(reply) = answer::decline(text) {
+            response.answer = reply.to_owned();
+        }
+        if text.is_empty() || answer::decline(text).is_some() {
+            return Ok(finish(response, stages, ctx));
+        }
+
+        response.ungrounded = {
+            let _span = tracing::debug_span!("grounding").entered();
+            let sources: Vec<&str> = hits.iter().map(|h| h.chunk.chunk.text.as_str()).collect();
+            grounding::ungrounded(text, &question, &sources)
+        };
+        lap(&mut stages.grounding);
+        if !response.ungrounded.is_empty() {
+            tracing::warn!(
+                ungrounded = ?response.ungrounded,
+                answer = text,
+                "answer states figures or names no source contains; answered no_answer"
+            );
+            return Ok(finish(response, stages, ctx));
+        }
+
+        {
             let _span = tracing::debug_span!("citations").entered();
-            let (answer, cited) = answer::renumber_citations(&text, hits.len());
+            let (answer, cited) = answer::renumber_citations(text, hits.len());
             response.sources = cite(&hits, &cited);
             response.answer = answer;
             response.status = Status::Success;
-        } else if !text.trim().is_empty() {
-            response.answer = text.trim().to_owned();
         }
         lap(&mut stages.citations);
-        response.stage_latency_ms = stages;
-        response.latency_ms = millis(ctx.started);
-        Ok(response)
+        Ok(finish(response, stages, ctx))
     }
 
     async fn check_collection(&self, collection: &str) -> Result<(), AskError> {
@@ -383,6 +407,9 @@ fn snippet(text: &str) -> String {
     }
 }
 
-fn millis(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
+/// Stamps the stage and total latencies on a response that is ready.
+fn finish(mut response: AskResponse, stages: StageLatency, ctx: &RequestContext) -> AskResponse {
+    response.stage_latency_ms = stages;
+    response.latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+    response
 }

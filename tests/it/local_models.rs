@@ -235,6 +235,27 @@ async fn minilm_scores_paraphrases_above_unrelated_text() {
             .zip(&vectors[0])
             .all(|(a, b)| (a - b).abs() < 1e-5)
     );
+
+    // Inputs are batched by length inside the embedder; vectors still come back in input order.
+    let long = "A much longer text about the parental leave policy, which gives the primary caregiver twenty weeks at full pay.";
+    let mixed = [long, texts[2], "Hi", texts[0]];
+    let response = app
+        .post("/v1/embeddings", json!({"model": "embed", "input": mixed}))
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let vector = |i: usize| -> Vec<f32> {
+        body["data"][i]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    for (i, expected) in [(1, &vectors[2]), (3, &vectors[0])] {
+        assert_eq!(body["data"][i]["index"], i);
+        let similarity = askacme::models::embedder::cosine(&vector(i), expected);
+        assert!(similarity > 0.9999, "input {i}: {similarity}");
+    }
 }
 
 #[tokio::test]
