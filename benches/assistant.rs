@@ -228,10 +228,10 @@ async fn answers(model: &str) {
         "## Answers with `{model}` ({asked} answerable, {unanswerable} unanswerable questions)\n"
     );
     println!(
-        "| contains the fact | cites the expected document | unanswerable → no_answer |\n|---|---|---|"
+        "| contains the fact | cites the expected document | unanswerable → no_answer | answerable withheld as ungrounded |\n|---|---|---|---|"
     );
     println!(
-        "| {:.0}% ({correct}/{asked}) | {:.0}% ({cites_doc}/{asked}) | {:.0}% ({declined}/{unanswerable}) |\n",
+        "| {:.0}% ({correct}/{asked}) | {:.0}% ({cites_doc}/{asked}) | {:.0}% ({declined}/{unanswerable}) | {ungrounded} |\n",
         share(correct, asked),
         share(cites_doc, asked),
         share(declined, unanswerable)
