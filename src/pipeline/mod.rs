@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::config::{AssistantConfig, Config};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, RequestContext};
-use crate::kb::embed::{GatewayEmbedder, TextEmbedder};
+use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::prompts::{PromptError, Registry};
 use crate::store::Database;
@@ -326,8 +326,19 @@ impl Assistant {
 
         response.ungrounded = {
             let _span = tracing::debug_span!("grounding").entered();
-            let sources: Vec<&str> = hits.iter().map(|h| h.chunk.chunk.text.as_str()).collect();
-            grounding::ungrounded(text, &question, &sources)
+            // What the model was shown: titles and headings as well as the text.
+            let shown: Vec<String> = hits
+                .iter()
+                .map(|h| {
+                    passage(
+                        &h.chunk.title,
+                        &h.chunk.chunk.heading_path,
+                        &h.chunk.chunk.text,
+                    )
+                })
+                .collect();
+            let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+            grounding::ungrounded(text, &question, &shown)
         };
         lap(&mut stages.grounding);
         if !response.ungrounded.is_empty() {

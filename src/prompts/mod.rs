@@ -26,6 +26,11 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
         "v2",
         include_str!("../../prompts/ask_acme/v2.toml"),
     ),
+    (
+        "ask_acme",
+        "v3",
+        include_str!("../../prompts/ask_acme/v3.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -365,8 +370,8 @@ mod tests {
         }
     }
 
-    const V3: &str = r#"
-version = "v3"
+    const V4: &str = r#"
+version = "v4"
 owner = "me"
 last_updated = "2026-11-28"
 model = "fast"
@@ -379,11 +384,11 @@ template = "Q: {{ question }} ({{ sources | length }} sources)"
     fn built_in_prompt_renders_sources_after_the_static_rules() {
         let registry = Registry::load(&config(
             PathBuf::from("/nonexistent"),
-            &[("ask_acme", "v2")],
+            &[("ask_acme", "v3")],
         ))
         .unwrap();
         let prompt = registry.active("ask_acme").unwrap();
-        assert_eq!(prompt.id(), "ask_acme@v2");
+        assert_eq!(prompt.id(), "ask_acme@v3");
         assert!(prompt.system.contains("I don't have that information"));
         let text = registry.render(prompt, &sample_context()).unwrap();
         let source = text.find("[1] Parental leave").unwrap();
@@ -393,12 +398,12 @@ template = "Q: {{ question }} ({{ sources | length }} sources)"
 
     #[test]
     fn files_add_versions_and_config_picks_the_active_one() {
-        let dir = dir_with(&[("ask_acme/v3.toml", V3)]);
-        let registry = Registry::load(&config(dir.clone(), &[("ask_acme", "v3")])).unwrap();
+        let dir = dir_with(&[("ask_acme/v4.toml", V4)]);
+        let registry = Registry::load(&config(dir.clone(), &[("ask_acme", "v4")])).unwrap();
         let active = registry.active("ask_acme").unwrap();
         assert_eq!(
             (active.version.as_str(), active.model.as_str()),
-            ("v3", "fast")
+            ("v4", "fast")
         );
         assert_eq!(
             registry.render(active, &sample_context()).unwrap(),
@@ -410,10 +415,11 @@ template = "Q: {{ question }} ({{ sources | length }} sources)"
             vec![
                 ("ask_acme@v1".into(), false),
                 ("ask_acme@v2".into(), false),
-                ("ask_acme@v3".into(), true)
+                ("ask_acme@v3".into(), false),
+                ("ask_acme@v4".into(), true)
             ]
         );
-        let err = Registry::load(&config(dir.clone(), &[("ask_acme", "v4")]))
+        let err = Registry::load(&config(dir.clone(), &[("ask_acme", "v5")]))
             .err()
             .unwrap();
         assert!(err.to_string().contains("prompts.active.ask_acme"), "{err}");
@@ -424,23 +430,23 @@ template = "Q: {{ question }} ({{ sources | length }} sources)"
     fn bad_prompt_files_are_refused_at_load_with_the_reason() {
         let cases = [
             (
-                V3.replace("version = \"v3\"", "version = \"v9\""),
+                V4.replace("version = \"v4\"", "version = \"v9\""),
                 "file name",
             ),
-            (V3.replace("2026-11-28", "28/11/2026"), "YYYY-MM-DD"),
-            (V3.replace("{{ question }}", "{{ questoin }}"), "undefined"),
-            (V3.replace("{{ question }}", "{{ question "), "template"),
-            (V3.replace("owner = \"me\"", "owner = \"\""), "owner"),
-            (format!("{V3}\nextra = 1"), "unknown field"),
+            (V4.replace("2026-11-28", "28/11/2026"), "YYYY-MM-DD"),
+            (V4.replace("{{ question }}", "{{ questoin }}"), "undefined"),
+            (V4.replace("{{ question }}", "{{ question "), "template"),
+            (V4.replace("owner = \"me\"", "owner = \"\""), "owner"),
+            (format!("{V4}\nextra = 1"), "unknown field"),
         ];
         for (text, why) in cases {
-            let dir = dir_with(&[("ask_acme/v3.toml", &text)]);
+            let dir = dir_with(&[("ask_acme/v4.toml", &text)]);
             let err = Registry::load(&config(dir.clone(), &[("ask_acme", "v1")]))
                 .err()
                 .unwrap_or_else(|| panic!("accepted a prompt with a bad {why}"))
                 .to_string();
             assert!(
-                err.contains(why) && err.contains("ask_acme@v3"),
+                err.contains(why) && err.contains("ask_acme@v4"),
                 "{why}: {err}"
             );
             std::fs::remove_dir_all(dir).unwrap();

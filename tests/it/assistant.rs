@@ -93,14 +93,14 @@ async fn the_assistant_answers_from_the_handbook_with_citations_and_declines_the
         cited_paths(&answer).contains(&"hr/parental-leave.md".to_owned()),
         "cites the parental leave policy: {answer:#}"
     );
-    assert_eq!(answer["prompt_version"], "ask_acme@v2");
+    assert_eq!(answer["prompt_version"], "ask_acme@v3");
     assert_eq!(answer["model"], "strong");
     assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     for row_id in [id.clone(), format!("{id}.embed")] {
         let row = app.log_row(&row_id).await;
         assert_eq!(
             row.prompt_version.as_deref(),
-            Some("ask_acme@v2"),
+            Some("ask_acme@v3"),
             "{row_id}"
         );
         assert_eq!(row.endpoint, "/v1/ask");
@@ -218,10 +218,10 @@ fn prompts_are_listed_shown_and_diffed_from_the_cli() {
     let active: Vec<&str> = list.lines().filter(|l| l.starts_with('*')).collect();
     assert_eq!(active.len(), 1, "{list}");
     assert!(
-        active[0].contains("ask_acme") && active[0].contains("v2"),
+        active[0].contains("ask_acme") && active[0].contains("v3"),
         "{list}"
     );
-    assert!(run_cli(&config, &["prompts", "show"]).contains("version = \"v2\""));
+    assert!(run_cli(&config, &["prompts", "show"]).contains("version = \"v3\""));
     assert!(run_cli(&config, &["prompts", "show", "v1"]).contains("version = \"v1\""));
     let diff = run_cli(&config, &["prompts", "diff", "v1", "v2"]);
     assert!(
