@@ -418,6 +418,67 @@ mod tests {
         );
     }
 
+    /// The hash embedder under another model name, with its vectors negated so that a
+    /// re-embedding is visible in the stored vectors.
+    struct OtherModel;
+
+    #[async_trait::async_trait]
+    impl TextEmbedder for OtherModel {
+        fn model_id(&self) -> &str {
+            "other-model"
+        }
+
+        async fn embed(
+            &self,
+            texts: Vec<String>,
+            ctx: &RequestContext,
+        ) -> Result<Vec<Vec<f32>>, GatewayError> {
+            let vectors = HashEmbedder.embed(texts, ctx).await?;
+            Ok(vectors
+                .into_iter()
+                .map(|v| v.into_iter().map(|x| -x).collect())
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_embedded_and_re_embedded_when_the_model_changes() {
+        let f = Fixture::new("reembed").await;
+        f.write("hr/leave.md", b"# Leave\n\n## Annual\n\n25 days a year.\n");
+        let first = f.ingest().await;
+        assert_eq!(first.chunks_reembedded, 0);
+        let before = f.db.all_chunks().await.unwrap();
+        assert!(before.iter().all(|c| !c.chunk.embedding.is_empty()));
+        let generation = f.db.kb_generation().await.unwrap();
+
+        let report = ingest(
+            &f.db,
+            &[f.dir.join("docs")],
+            ChunkOptions::default(),
+            &OtherModel,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.chunks_reembedded, before.len());
+        assert_eq!(report.unchanged, 1, "the file itself did not change");
+        let after = f.db.all_chunks().await.unwrap();
+        for (old, new) in before.iter().zip(&after) {
+            assert!(
+                old.chunk
+                    .embedding
+                    .iter()
+                    .zip(&new.chunk.embedding)
+                    .all(|(a, b)| *a == -*b),
+                "stored vectors come from the new model"
+            );
+        }
+        assert!(
+            f.db.kb_generation().await.unwrap() > generation,
+            "new vectors make built indexes stale"
+        );
+    }
+
     #[tokio::test]
     async fn bad_files_are_reported_and_skipped_without_stopping_the_run() {
         let f = Fixture::new("bad").await;

@@ -141,20 +141,20 @@ pub struct Assistant {
     embedder: Arc<dyn TextEmbedder>,
     retriever: Retriever,
     classifier: Classifier,
-    prompts: Registry,
+    prompts: Arc<Registry>,
     config: AssistantConfig,
     retrieval: retrieve::Settings,
 }
 
 impl Assistant {
-    /// Loads prompts and embeds the classifier's examples (through the gateway, so the
-    /// embedding model must be available).
+    /// Embeds the classifier's examples (through the gateway, so the embedding model must be
+    /// available). `prompts` comes loaded and validated at start-up.
     pub async fn new(
         config: &Config,
         gateway: Arc<Gateway>,
         db: Database,
+        prompts: Arc<Registry>,
     ) -> Result<Self, AskError> {
-        let prompts = Registry::load(&config.prompts)?;
         prompts.active(&config.assistant.prompt)?;
         let embedder: Arc<dyn TextEmbedder> = Arc::new(GatewayEmbedder::new(
             gateway.clone(),

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::{ApiError, GatewayError};
 use crate::gateway::Gateway;
 use crate::pipeline::{AskError, Assistant};
+use crate::prompts::{PromptError, Registry};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-askacme-overhead-ms");
@@ -28,7 +29,9 @@ pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-askacme-overhead-
 #[derive(Clone)]
 pub struct AppState {
     pub gateway: Arc<Gateway>,
-    pub config: Arc<Config>,
+    config: Arc<Config>,
+    /// Loaded and checked at start-up, so a broken prompt file stops the server from starting.
+    prompts: Arc<Registry>,
     /// Built on first use (or at warm-up): it needs the embedding model, which may not be
     /// fetched yet; until it can be built, `/v1/ask` answers 503 saying why.
     assistant: Arc<tokio::sync::OnceCell<Arc<Assistant>>>,
@@ -191,6 +194,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
 }
 
 impl AppState {
@@ -200,8 +205,11 @@ impl AppState {
         let db = crate::store::Database::open(&config.storage.database_url).await?;
         let log = crate::gateway::RequestLog::start(db);
         let gateway = Gateway::from_config(config, log)?;
+        let prompts = Registry::load(&config.prompts)?;
+        prompts.active(&config.assistant.prompt)?;
         Ok(Self {
             gateway: Arc::new(gateway),
+            prompts: Arc::new(prompts),
             config: Arc::new(config.clone()),
             assistant: Arc::new(tokio::sync::OnceCell::new()),
             ready: Arc::new(AtomicBool::new(false)),
@@ -213,7 +221,7 @@ impl AppState {
         self.assistant
             .get_or_try_init(|| async {
                 let db = self.gateway.request_log().database().clone();
-                Assistant::new(&self.config, self.gateway.clone(), db)
+                Assistant::new(&self.config, self.gateway.clone(), db, self.prompts.clone())
                     .await
                     .map(Arc::new)
             })
