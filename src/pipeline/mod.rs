@@ -319,8 +319,9 @@ impl Assistant {
         let text = text.trim();
         if let Some(reply) = answer::decline(text) {
             response.answer = reply.to_owned();
+            return Ok(finish(response, stages, ctx));
         }
-        if text.is_empty() || answer::decline(text).is_some() {
+        if text.is_empty() {
             return Ok(finish(response, stages, ctx));
         }
 
