@@ -4,10 +4,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{Connection, Row};
 
 /// Schema migrations, applied in order, each once, each in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -113,37 +114,21 @@ impl Database {
                 error,
             })?;
         }
+        // Migrate on one connection before the pool exists. Migrating through the pool could
+        // spread the steps over several connections, and a connection whose schema was read
+        // before a later `ALTER TABLE` prepares `SELECT *` with the old columns: SQLite then
+        // re-prepares the statement with the new ones under sqlx's feet.
+        let mut connection = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(open_err)?;
+        migrate(&mut connection).await?;
+        connection.close().await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        let db = Self { pool };
-        db.migrate().await?;
-        Ok(db)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-            .execute(&self.pool)
-            .await?;
-        for &(version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if applied.is_none() {
-                sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        }
-        Ok(())
+        Ok(Self { pool })
     }
 
     /// Inserts rows in one transaction: all or none.
@@ -399,6 +384,29 @@ impl Database {
     }
 }
 
+async fn migrate(connection: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        .execute(&mut *connection)
+        .await?;
+    for &(version, sql) in MIGRATIONS {
+        let mut tx = connection.begin().await?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if applied.is_none() {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Vectors are stored as little-endian f32s: compact and independent of the host.
 fn encode_vector(vector: &[f32]) -> Option<Vec<u8>> {
     (!vector.is_empty()).then(|| vector.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -450,4 +458,67 @@ fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreE
             .map_err(|e| StoreError::Decode(e.to_string()))?,
         error: row.try_get("error")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database left by an earlier release (migrations 1 and 2 only) opens, gains the new
+    /// columns, and every pooled connection reads rows with them.
+    #[tokio::test]
+    async fn an_older_database_is_migrated_and_read_with_the_new_columns() {
+        let dir =
+            std::env::temp_dir().join(format!("askacme-store-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("old.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let mut old = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY); \
+             INSERT INTO schema_migrations VALUES (1), (2);",
+        )
+        .execute(&mut old)
+        .await
+        .unwrap();
+        for &(_, sql) in &MIGRATIONS[..2] {
+            sqlx::raw_sql(sql).execute(&mut old).await.unwrap();
+        }
+        old.close().await.unwrap();
+
+        let db = Database::open(&url).await.unwrap();
+        let row = RequestRecord {
+            id: "req_1".into(),
+            created_at_ms: 1,
+            key_id: None,
+            endpoint: "/v1/ask".into(),
+            prompt_version: Some("ask_acme@v3".into()),
+            requested_model: "strong".into(),
+            deployment: None,
+            provider: None,
+            stream: false,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            cost_micro_usd: 0,
+            latency_ms: 1.0,
+            provider_latency_ms: 0.5,
+            status: RequestStatus::Success,
+            http_status: 200,
+            error: None,
+        };
+        db.insert_requests(std::slice::from_ref(&row))
+            .await
+            .unwrap();
+        // Concurrent reads spread over the pool's connections.
+        let reads = (0..8).map(|_| db.request("req_1"));
+        for read in futures::future::join_all(reads).await {
+            assert_eq!(read.unwrap().as_ref(), Some(&row));
+        }
+        assert_eq!(db.kb_generation().await.unwrap(), 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
