@@ -211,12 +211,7 @@ async fn chat(config: Config, request: ChatRequest) -> Result<()> {
         Ok(())
     } else {
         let completion = gateway.complete(request, &ctx).await?;
-        let text = completion
-            .response
-            .choices
-            .first()
-            .map(|c| c.message.text())
-            .unwrap_or_default();
+        let text = completion.response.text();
         writeln!(stdout, "{text}")?;
         let usage = completion.response.usage.unwrap_or_default();
         eprintln!(

@@ -71,8 +71,9 @@ impl TextEmbedder for GatewayEmbedder {
     }
 }
 
-/// Remote models do not all return unit vectors; the indexes assume them.
-fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+/// Unit length (a zero vector stays zero). Remote models do not all return unit vectors; the
+/// indexes assume them.
+pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);

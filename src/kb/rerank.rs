@@ -8,6 +8,7 @@ use super::embed::TextEmbedder;
 use super::search::Hit;
 use crate::error::GatewayError;
 use crate::gateway::RequestContext;
+use crate::models::embedder::cosine;
 
 /// Sentences shorter than this (headings, list stubs) are not scored on their own.
 const MIN_SENTENCE_CHARS: usize = 20;
@@ -32,8 +33,7 @@ pub async fn by_best_sentence(
     if !sentences.is_empty() {
         let vectors = embedder.embed(sentences, ctx).await?;
         for (owner, vector) in owners.into_iter().zip(vectors) {
-            let similarity: f32 = vector.iter().zip(question_vector).map(|(a, b)| a * b).sum();
-            best[owner] = best[owner].max(similarity);
+            best[owner] = best[owner].max(cosine(&vector, question_vector));
         }
     }
     let mut scored: Vec<(f32, Hit)> = best.into_iter().zip(hits.drain(..)).collect();

@@ -1,6 +1,8 @@
 //! Dense search. Exact (brute-force) cosine search is fast enough up to ~100k chunks (see
 //! docs/benchmarks.md); the trait lets an approximate index replace it without touching callers.
 
+use crate::models::embedder::cosine;
+
 /// A set of unit-length vectors identified by position.
 pub trait VectorIndex: Send + Sync {
     /// The best `k` positions by cosine similarity to `query` among those `allow` accepts,
@@ -50,7 +52,7 @@ impl VectorIndex for BruteForce {
             .iter()
             .zip(self.data.chunks_exact(self.dimensions))
             .filter(|(position, _)| allow(**position))
-            .map(|(&position, row)| (position, dot(query, row)))
+            .map(|(&position, row)| (position, cosine(query, row)))
             .collect();
         let by_score = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if scored.len() > k {
@@ -60,10 +62,6 @@ impl VectorIndex for BruteForce {
         scored.sort_unstable_by(by_score);
         scored
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[cfg(test)]

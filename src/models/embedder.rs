@@ -119,6 +119,7 @@ impl Embedder for BertEmbedder {
     }
 }
 
+/// Cosine similarity of two unit-length vectors, which is their dot product.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::config::{Category, ClassifierConfig, ClassifierRule};
 use crate::error::GatewayError;
 use crate::gateway::RequestContext;
-use crate::kb::embed::TextEmbedder;
+use crate::kb::embed::{TextEmbedder, normalized};
+use crate::models::embedder::cosine;
 
 /// How a label was decided, reported with the answer so misroutes can be traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,19 +112,15 @@ fn centroids<'a, L: PartialEq>(
             None => sums.push((label, vector.clone())),
         }
     }
-    for (_, sum) in &mut sums {
-        let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            sum.iter_mut().for_each(|x| *x /= norm);
-        }
-    }
-    sums
+    sums.into_iter()
+        .map(|(label, sum)| (label, normalized(sum)))
+        .collect()
 }
 
 fn nearest<'a, L>(centroids: &'a [(L, Vec<f32>)], query: &[f32], min: f32) -> Option<&'a L> {
     centroids
         .iter()
-        .map(|(label, c)| (label, c.iter().zip(query).map(|(a, b)| a * b).sum::<f32>()))
+        .map(|(label, c)| (label, cosine(c, query)))
         .filter(|(_, similarity)| *similarity >= min)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(label, _)| label)

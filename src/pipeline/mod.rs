@@ -300,12 +300,7 @@ impl Assistant {
         .await?;
         lap(&mut stages.generate);
 
-        let text = completion
-            .response
-            .choices
-            .first()
-            .map(|c| c.message.text())
-            .unwrap_or_default();
+        let text = completion.response.text();
         let usage = completion.response.usage.unwrap_or_default();
         response.model = Some(model.to_owned());
         response.deployment = Some(completion.deployment.clone());

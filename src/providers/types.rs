@@ -194,6 +194,16 @@ pub struct ChatResponse {
     pub extra: Map<String, Value>,
 }
 
+impl ChatResponse {
+    /// The text of the first choice (empty when there is none).
+    pub fn text(&self) -> String {
+        self.choices
+            .first()
+            .map(|c| c.message.text())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Choice {
     pub index: u32,
