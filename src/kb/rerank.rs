@@ -76,7 +76,6 @@ mod tests {
                 },
             },
             score: 0.0,
-            lexical_rank: None,
             similarity: Some(similarity),
         }
     }

@@ -58,8 +58,6 @@ pub struct Hit {
     pub chunk: StoredChunk,
     /// The fused score (RRF), or the single retriever's score in `Lexical`/`Dense` mode.
     pub score: f32,
-    /// 1-based rank in the BM25 candidates, if it was one.
-    pub lexical_rank: Option<usize>,
     /// Cosine similarity to the question, if it was a dense candidate.
     pub similarity: Option<f32>,
 }
@@ -70,8 +68,6 @@ pub struct Retrieval {
     /// Best cosine similarity between the question and any chunk searched (0 when the dense
     /// retriever did not run or found nothing).
     pub confidence: f32,
-    /// Knowledge-base generation the search ran against.
-    pub generation: i64,
 }
 
 /// The indexes of one knowledge-base generation.
@@ -150,12 +146,10 @@ impl Retriever {
         let new_hit = |position: usize| Hit {
             chunk: snapshot.chunks[position].clone(),
             score: 0.0,
-            lexical_rank: None,
             similarity: None,
         };
         for (rank, &(position, bm25)) in lexical.iter().enumerate() {
             let entry = fused.entry(position).or_insert_with(|| new_hit(position));
-            entry.lexical_rank = Some(rank + 1);
             entry.score += match options.mode {
                 Mode::Lexical => bm25,
                 _ => 1.0 / (self.fusion.rrf_k + (rank + 1) as f32),
@@ -176,11 +170,7 @@ impl Retriever {
                 .then(a.chunk.id.cmp(&b.chunk.id))
         });
         hits.truncate(options.top_k);
-        Ok(Retrieval {
-            hits,
-            confidence,
-            generation: snapshot.generation,
-        })
+        Ok(Retrieval { hits, confidence })
     }
 
     /// The collections that hold at least one chunk.
