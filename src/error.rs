@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::gateway::limits::{Decision, LimitKind};
 use crate::providers::ProviderError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,25 @@ pub enum GatewayError {
         deployment: String,
         error: ProviderError,
     },
+    /// Every deployment of the model has an open circuit breaker.
+    #[error("no deployment of `{model}` is available: all circuit breakers are open")]
+    NoHealthyDeployment { model: String, retry_in: Duration },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// A per-key requests- or tokens-per-minute limit; the decision fills `x-ratelimit-*`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        kind: LimitKind,
+        decision: Decision,
+    },
+    #[error("budget exceeded: {0}")]
+    BudgetExceeded(String),
+    /// A store the gateway needs (the shared rate-limit store, say) cannot be reached.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -43,6 +63,8 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub retry_after: Option<Duration>,
+    /// Extra response headers (`x-ratelimit-*`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -59,6 +81,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -98,6 +121,29 @@ impl From<&GatewayError> for ApiError {
                 ApiError::new(404, "invalid_request_error", "model_not_found", message)
             }
             GatewayError::Internal(_) => ApiError::new(500, "api_error", "internal_error", message),
+            GatewayError::NoHealthyDeployment { retry_in, .. } => ApiError {
+                retry_after: Some(*retry_in),
+                ..ApiError::new(503, "api_error", "no_healthy_deployment", message)
+            },
+            GatewayError::Unauthorized(_) => {
+                ApiError::new(401, "authentication_error", "invalid_api_key", message)
+            }
+            GatewayError::Forbidden(_) => {
+                ApiError::new(403, "permission_error", "model_not_allowed", message)
+            }
+            GatewayError::RateLimited { kind, decision, .. } => ApiError {
+                retry_after: Some(decision.retry_after),
+                headers: ratelimit_headers(*kind, decision).to_vec(),
+                ..ApiError::new(429, "rate_limit_error", "rate_limit_exceeded", message)
+            },
+            // OpenAI answers an exhausted quota with 429 `insufficient_quota`; clients know it.
+            // No Retry-After: waiting does not help.
+            GatewayError::BudgetExceeded(_) => {
+                ApiError::new(429, "insufficient_quota", "budget_exceeded", message)
+            }
+            GatewayError::Unavailable(_) => {
+                ApiError::new(503, "api_error", "service_unavailable", message)
+            }
             GatewayError::Provider { error, .. } => match error {
                 ProviderError::Connect(_) => {
                     ApiError::new(503, "api_error", "upstream_unavailable", message)
@@ -140,6 +186,28 @@ impl From<&GatewayError> for ApiError {
             },
         }
     }
+}
+
+/// `x-ratelimit-limit-<kind>`, `-remaining-<kind>` and `-reset-<kind>` (seconds until the
+/// allowance is whole again, as OpenAI sends them: `6s`, `0.5s`).
+pub fn ratelimit_headers(kind: LimitKind, decision: &Decision) -> [(&'static str, String); 3] {
+    let (limit, remaining, reset) = match kind {
+        LimitKind::Requests => (
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ),
+        LimitKind::Tokens => (
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ),
+    };
+    [
+        (limit, decision.limit.to_string()),
+        (remaining, decision.remaining.to_string()),
+        (reset, format!("{:.3}s", decision.reset.as_secs_f64())),
+    ]
 }
 
 #[cfg(test)]

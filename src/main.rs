@@ -82,6 +82,40 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Manage virtual API keys (used when `[auth] enabled = true`).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it once; only its hash is stored.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens (prompt + completion) per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Hard spending limit in USD, e.g. 10 or 0.25.
+        #[arg(long, value_parser = parse_usd)]
+        budget_usd: Option<u64>,
+        /// Comma-separated aliases/deployments the key may use (all when absent).
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+    },
+    /// Every key with its limits and spend.
+    List,
+    /// Revoke a key by id or name; its requests get 401 from then on.
+    Revoke { key: String },
+}
+
+fn parse_usd(text: &str) -> Result<u64, String> {
+    askacme::config::parse_usd_micro(text)
 }
 
 #[derive(Subcommand)]
@@ -175,7 +209,76 @@ fn run() -> Result<()> {
             list_models(&config);
             Ok(())
         }
+        Command::Keys { command } => runtime.block_on(keys(&config, command)),
     }
+}
+
+async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    match command {
+        KeysCommand::Create {
+            name,
+            rpm,
+            tpm,
+            budget_usd,
+            models,
+        } => {
+            if let Some(models) = &models
+                && let Some(unknown) = models.iter().find(|m| {
+                    !config.aliases.contains_key(*m) && !config.deployments.contains_key(*m)
+                })
+            {
+                bail!("--models: `{unknown}` is neither an alias nor a deployment");
+            }
+            let (secret, record) =
+                askacme::gateway::access::new_key(&name, rpm, tpm, budget_usd, models);
+            db.create_key(&record, now_ms).await?;
+            println!("{secret}");
+            eprintln!(
+                "created key {} ({name}); the key above is shown only now",
+                record.id
+            );
+            if !config.auth.enabled {
+                eprintln!("note: [auth] enabled = false in this config, so keys are not checked");
+            }
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<38} {:<16} {:<15} {:>7} {:>9} {:>14} {:>14}  {:<8} models",
+                "id", "name", "prefix", "rpm", "tpm", "budget_usd", "spent_usd", "status"
+            );
+            let usd = |m: u64| format!("{}.{:06}", m / 1_000_000, m % 1_000_000);
+            let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            for key in db.keys().await? {
+                println!(
+                    "{:<38} {:<16} {:<15} {:>7} {:>9} {:>14} {:>14}  {:<8} {}",
+                    key.id,
+                    key.name,
+                    key.key_prefix,
+                    or_dash(key.rpm.map(|v| v.to_string())),
+                    or_dash(key.tpm.map(|v| v.to_string())),
+                    or_dash(key.budget_micro_usd.map(usd)),
+                    usd(key.spent_micro_usd),
+                    if key.revoked_at_ms.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
+                    key.models.map_or_else(|| "all".into(), |m| m.join(","))
+                );
+            }
+        }
+        KeysCommand::Revoke { key } => {
+            if !db.revoke_key(&key, now_ms).await? {
+                bail!("no active key with id or name `{key}`");
+            }
+            println!("revoked {key}");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<()> {

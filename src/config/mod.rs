@@ -4,6 +4,7 @@
 //! file is laid over them table by table, so the program runs with no file at all and a file only
 //! says what differs. Every error names the offending key, e.g. `aliases.strong[0]: unknown deployment`.
 
+mod gateway;
 mod price;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use price::UsdPerMtok;
+pub use gateway::{
+    AliasConfig, AliasRoute, AuthConfig, BreakerConfig, RouterConfig, WeightedAlias,
+};
+pub use price::{UsdPerMtok, parse_usd_micro};
 
 const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
@@ -50,7 +54,10 @@ pub struct Config {
     pub classifier: ClassifierConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub deployments: BTreeMap<String, DeploymentConfig>,
-    pub aliases: BTreeMap<String, Vec<String>>,
+    pub aliases: BTreeMap<String, AliasConfig>,
+    pub router: RouterConfig,
+    pub breaker: BreakerConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +85,10 @@ pub struct StorageConfig {
     /// Empty means `<data_dir>/models`.
     #[serde(default)]
     pub models_dir: String,
+    /// `redis://HOST:PORT[/DB]`: rate-limit counters shared by every instance. Empty keeps them
+    /// in this process (right for a single instance).
+    #[serde(default)]
+    pub redis_url: String,
 }
 
 /// The knowledge base: how documents are split, embedded and searched.
@@ -477,27 +488,31 @@ impl Config {
         for (i, model) in self.server.warm_up.iter().enumerate() {
             self.check_model(&format!("server.warm_up[{i}]"), model)?;
         }
-        for (alias, targets) in &self.aliases {
-            if self.deployments.contains_key(alias) {
+        let deployments = self.deployments.keys().map(String::as_str).collect();
+        gateway::validate_aliases(&self.aliases, &deployments)?;
+        gateway::validate_router(&self.router)?;
+        gateway::validate_breaker(&self.breaker)?;
+        if !self.storage.redis_url.is_empty() && !self.storage.redis_url.starts_with("redis://") {
+            return Err(ConfigError::invalid(
+                "storage.redis_url",
+                "must be empty or a redis:// URL",
+            ));
+        }
+        if let Some(secret) = &self.auth.master_key {
+            let key =
+                resolve_secret(secret).map_err(|m| ConfigError::invalid("auth.master_key", m))?;
+            if key.len() < 16 {
                 return Err(ConfigError::invalid(
-                    format!("aliases.{alias}"),
-                    "has the same name as a deployment; pick another name",
+                    "auth.master_key",
+                    "must be at least 16 characters",
                 ));
             }
-            if targets.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("aliases.{alias}"),
-                    "must list at least one deployment",
-                ));
-            }
-            for (i, target) in targets.iter().enumerate() {
-                if !self.deployments.contains_key(target) {
-                    return Err(ConfigError::invalid(
-                        format!("aliases.{alias}[{i}]"),
-                        format!("unknown deployment `{target}`"),
-                    ));
-                }
-            }
+        }
+        if self.auth.enabled && self.auth.master_key.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.master_key",
+                "is required when auth.enabled = true (virtual keys are created with it)",
+            ));
         }
         Ok(())
     }
@@ -561,8 +576,8 @@ mod tests {
         let config = Config::load(None).unwrap();
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(
-            config.aliases["strong"],
-            vec!["qwen2.5-coder-1.5b".to_string()]
+            config.aliases["strong"].route().primaries,
+            vec![("qwen2.5-coder-1.5b".to_string(), 1)]
         );
         assert!(config.storage.database_url.starts_with("sqlite://"));
     }
@@ -635,6 +650,23 @@ mod tests {
             ),
             ("[assistant.routes]\nfaq = \"nope\"", "assistant.routes.faq"),
             ("[assistant.routes]\ngossip = \"fast\"", "assistant.routes"),
+            (
+                "[aliases.chat]\ndeployments = [\"minilm\"]\nweights = [1, 2]",
+                "aliases.chat.weights",
+            ),
+            (
+                "[aliases.chat]\ndeployments = [\"minilm\"]\nfallback = [\"nope\"]",
+                "aliases.chat.fallback[0]",
+            ),
+            (
+                "[aliases.a]\ndeployments = [\"minilm\"]\nfallback = [\"b\"]\n[aliases.b]\ndeployments = [\"minilm\"]\nfallback = [\"a\"]",
+                "aliases.a.fallback",
+            ),
+            ("[router]\nmax_attempts = 0", "router.max_attempts"),
+            ("[breaker]\nfailure_rate = 0.0", "breaker.failure_rate"),
+            ("[auth]\nenabled = true", "auth.master_key"),
+            ("[auth]\nmaster_key = \"short\"", "auth.master_key"),
+            ("[storage]\nredis_url = \"http://x\"", "storage.redis_url"),
             (
                 "[[classifier.rules]]\nkeywords = [\"x\"]",
                 "classifier.rules[0]",

@@ -3,6 +3,34 @@
 
 use serde::{Deserialize, Deserializer};
 
+/// `"10"`, `"0.25"`, `"$3.5"` → micro-dollars, exactly (no float rounding).
+pub fn parse_usd_micro(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is not an amount in USD (e.g. 10 or 0.25)");
+    let digits = text.trim().trim_start_matches('$');
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !fraction.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    if fraction.len() > 6 {
+        return Err(format!(
+            "`{text}`: amounts are kept to the micro-dollar (6 decimals)"
+        ));
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let fraction: u64 = format!("{fraction:0<6}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(fraction))
+        .ok_or_else(bad)
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsdPerMtok(u64);
 
@@ -28,5 +56,21 @@ impl<'de> Deserialize<'de> for UsdPerMtok {
             )));
         }
         Ok(Self((usd * 1e6).round() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_usd_micro;
+
+    #[test]
+    fn usd_amounts_parse_exactly() {
+        assert_eq!(parse_usd_micro("10"), Ok(10_000_000));
+        assert_eq!(parse_usd_micro("0.25"), Ok(250_000));
+        assert_eq!(parse_usd_micro("$3.000001"), Ok(3_000_001));
+        assert_eq!(parse_usd_micro(".5"), Ok(500_000));
+        for bad in ["", "abc", "-1", "1.2.3", "0.0000001", "1e3"] {
+            assert!(parse_usd_micro(bad).is_err(), "{bad}");
+        }
     }
 }

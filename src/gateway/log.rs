@@ -96,29 +96,15 @@ async fn write(db: &Database, rows: &[RequestRecord]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::RequestStatus;
 
     fn row(id: &str) -> RequestRecord {
         RequestRecord {
-            id: id.into(),
             created_at_ms: 1,
-            key_id: None,
-            endpoint: "/v1/chat/completions".into(),
-            prompt_version: None,
-            requested_model: "fast".into(),
-            deployment: None,
-            provider: None,
-            stream: false,
             prompt_tokens: 1,
             completion_tokens: 1,
-            cached_tokens: 0,
-            cache_write_tokens: 0,
-            cost_micro_usd: 0,
             latency_ms: 1.0,
             provider_latency_ms: 0.5,
-            status: RequestStatus::Success,
-            http_status: 200,
-            error: None,
+            ..RequestRecord::new(id, "/v1/chat/completions", "fast")
         }
     }
 

@@ -1,21 +1,31 @@
-//! `Gateway`: the single entry point for all LLM traffic, the assistant's included. It resolves
-//! the model name (alias or deployment), validates the request, calls the provider, prices the
+//! `Gateway`: the single entry point for all LLM traffic, the assistant's included. It checks
+//! the caller's model allow-list, token limit and budget, plans the deployments to try (weights,
+//! fallbacks, open breakers skipped), calls them with retries inside a deadline, prices the
 //! usage and writes one request-log row, for plain and streamed completions alike.
 
+pub mod access;
 pub mod cost;
+mod failover;
+pub mod health;
+pub mod limits;
 pub mod log;
+pub mod retry;
+pub mod router;
 mod stream;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+pub use access::{Access, Caller};
 pub use cost::Pricing;
 pub use log::RequestLog;
 pub use stream::CompletionStream;
 
-use crate::config::{Config, ProviderConfig, resolve_secret};
+use crate::config::{Config, ProviderConfig, RouterConfig, resolve_secret};
 use crate::error::{ApiError, GatewayError};
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::local::LocalProvider;
@@ -23,18 +33,21 @@ use crate::providers::openai::OpenAiProvider;
 use crate::providers::types::{ChatRequest, ChatResponse, EmbeddingRequest, Embeddings, Usage};
 use crate::providers::{Provider, ProviderError};
 use crate::store::{RequestRecord, RequestStatus};
+use failover::Settle;
+use health::{DeploymentHealth, HealthSnapshot};
+use router::Router;
 
 /// At most this many inputs in one embeddings request, as with OpenAI.
 const MAX_EMBEDDING_INPUTS: usize = 2048;
 
-/// A named upstream model with its provider and prices.
-#[derive(Clone)]
+/// A named upstream model with its provider, prices and health.
 pub struct Deployment {
     pub name: String,
     pub provider_name: String,
     pub upstream_model: String,
     pub pricing: Pricing,
     provider: Arc<dyn Provider>,
+    health: Arc<DeploymentHealth>,
 }
 
 impl Deployment {
@@ -61,7 +74,7 @@ pub fn new_request_id() -> String {
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub request_id: String,
-    pub key_id: Option<String>,
+    pub caller: Caller,
     pub endpoint: &'static str,
     /// `name@version` of the assistant prompt behind the request, recorded on its log row.
     pub prompt_version: Option<String>,
@@ -72,11 +85,15 @@ impl RequestContext {
     pub fn new(request_id: impl Into<String>, endpoint: &'static str) -> Self {
         Self {
             request_id: request_id.into(),
-            key_id: None,
+            caller: Caller::Open,
             endpoint,
             prompt_version: None,
             started: Instant::now(),
         }
+    }
+
+    pub fn with_caller(self, caller: Caller) -> Self {
+        Self { caller, ..self }
     }
 
     /// A context for a secondary gateway call made while serving this request (the assistant's
@@ -84,7 +101,7 @@ impl RequestContext {
     pub fn child(&self, step: &str, endpoint: &'static str) -> Self {
         Self {
             request_id: format!("{}.{step}", self.request_id),
-            key_id: self.key_id.clone(),
+            caller: self.caller.clone(),
             endpoint,
             prompt_version: self.prompt_version.clone(),
             started: Instant::now(),
@@ -111,15 +128,31 @@ pub struct ModelInfo {
     pub owned_by: String,
 }
 
+/// A deployment's state for `GET /admin/providers`.
+#[derive(serde::Serialize)]
+pub struct DeploymentStatus {
+    pub deployment: String,
+    pub provider: String,
+    pub model: String,
+    #[serde(flatten)]
+    pub health: HealthSnapshot,
+}
+
 pub struct Gateway {
-    deployments: BTreeMap<String, Deployment>,
-    aliases: BTreeMap<String, Vec<String>>,
+    deployments: BTreeMap<String, Arc<Deployment>>,
+    router: Router,
+    policy: RouterConfig,
     local: HashMap<String, Arc<LocalProvider>>,
+    access: Arc<Access>,
     log: RequestLog,
 }
 
 impl Gateway {
-    pub fn from_config(config: &Config, log: RequestLog) -> Result<Self, GatewayError> {
+    pub fn from_config(
+        config: &Config,
+        log: RequestLog,
+        access: Arc<Access>,
+    ) -> Result<Self, GatewayError> {
         let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
         let mut local = HashMap::new();
         for (name, provider) in &config.providers {
@@ -158,43 +191,64 @@ impl Gateway {
                 })?;
                 Ok((
                     name.clone(),
-                    Deployment {
+                    Arc::new(Deployment {
                         name: name.clone(),
                         provider_name: d.provider.clone(),
                         upstream_model: d.model.clone(),
                         pricing: Pricing::from(&d.price),
                         provider,
-                    },
+                        health: Arc::new(DeploymentHealth::new(&config.breaker, &config.router)),
+                    }),
                 ))
             })
-            .collect::<Result<_, GatewayError>>()?;
+            .collect::<Result<BTreeMap<_, _>, GatewayError>>()?;
         Ok(Self {
+            router: Router::new(&config.aliases, deployments.keys().cloned()),
             deployments,
-            aliases: config.aliases.clone(),
+            policy: config.router.clone(),
             local,
+            access,
             log,
         })
+    }
+
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+
+    /// Every deployment with its breaker and retry-budget state.
+    pub fn deployment_status(&self) -> Vec<DeploymentStatus> {
+        self.deployments
+            .values()
+            .map(|d| DeploymentStatus {
+                deployment: d.name.clone(),
+                provider: d.provider_name.clone(),
+                model: d.upstream_model.clone(),
+                health: d.health.snapshot(),
+            })
+            .collect()
     }
 
     pub fn request_log(&self) -> &RequestLog {
         &self.log
     }
 
-    /// An alias resolves to its first deployment; a deployment name to itself.
-    pub fn resolve(&self, model: &str) -> Result<&Deployment, GatewayError> {
-        let name = self
-            .aliases
-            .get(model)
-            .and_then(|targets| targets.first())
-            .map_or(model, String::as_str);
-        self.deployments
-            .get(name)
+    /// The deployment an alias sends its traffic to first (for warm-up); a deployment
+    /// name resolves to itself.
+    fn primary(&self, model: &str) -> Result<&Deployment, GatewayError> {
+        let plan = self
+            .router
+            .plan(model, &mut fastrand::Rng::new())
+            .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
+        plan.first()
+            .and_then(|c| self.deployments.get(&c.deployment))
+            .map(|d| &**d)
             .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))
     }
 
     pub fn models(&self) -> Vec<ModelInfo> {
-        let aliases = self.aliases.keys().map(|a| ModelInfo {
-            id: a.clone(),
+        let aliases = self.router.aliases().map(|a| ModelInfo {
+            id: a.to_owned(),
             owned_by: "askacme".into(),
         });
         let deployments = self.deployments.values().map(|d| ModelInfo {
@@ -206,7 +260,7 @@ impl Gateway {
 
     /// Loads local models ahead of their first request.
     pub async fn warm_up(&self, model: &str) -> Result<(), GatewayError> {
-        let deployment = self.resolve(model)?;
+        let deployment = self.primary(model)?;
         if let Some(local) = self.local.get(&deployment.provider_name) {
             local
                 .warm_up(&deployment.upstream_model)
@@ -222,7 +276,7 @@ impl Gateway {
         ctx: &RequestContext,
     ) -> Result<Completion, GatewayError> {
         let mut row = self.new_row(ctx, &request.model, false);
-        let result = self.complete_inner(request, &mut row).await;
+        let result = self.complete_inner(request, ctx, &mut row).await;
         match &result {
             Ok(completion) => {
                 let usage = completion.response.usage.unwrap_or_default();
@@ -237,20 +291,39 @@ impl Gateway {
 
     async fn complete_inner(
         &self,
-        mut request: ChatRequest,
+        request: ChatRequest,
+        ctx: &RequestContext,
         row: &mut RequestRecord,
     ) -> Result<Completion, GatewayError> {
         validate::chat_request(&request)?;
-        let deployment = self.resolve(&request.model)?;
-        deployment.stamp(row);
-        request.model = deployment.upstream_model.clone();
+        let hold = self.hold(&request.model, &request, ctx).await?;
         let started = Instant::now();
-        let result = deployment.provider.chat(&request).await;
+        let result = self
+            .with_failover(
+                &request.model,
+                self.deadline(ctx),
+                Settle::OnSuccess,
+                row,
+                |deployment| {
+                    let mut upstream = request.clone();
+                    upstream.model = deployment.upstream_model.clone();
+                    async move { deployment.provider.chat(&upstream).await }
+                },
+            )
+            .await;
         row.provider_latency_ms = millis(started.elapsed());
-        let response = result.map_err(|source| deployment.error(source))?;
-        let cost = deployment
-            .pricing
-            .cost_micro_usd(&response.usage.unwrap_or_default());
+        let (response, deployment) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                self.access.settle(hold, 0, 0).await;
+                return Err(e);
+            }
+        };
+        let usage = response.usage.unwrap_or_default();
+        let cost = deployment.pricing.cost_micro_usd(&usage);
+        self.access
+            .settle(hold, cost, usage.prompt_tokens + usage.completion_tokens)
+            .await;
         Ok(Completion {
             response,
             deployment: deployment.name.clone(),
@@ -259,12 +332,13 @@ impl Gateway {
         })
     }
 
-    /// Starts a streamed completion. Failures before the upstream accepted the request are an
-    /// `Err` here; later ones are an error item of the stream. The stream logs its row when it
-    /// ends, breaks or is dropped.
+    /// Starts a streamed completion. A stream that fails before its first chunk is retried or
+    /// falls back like a plain request, so the caller sees nothing of it; failures after that
+    /// are an error item of the stream. The stream logs its row (and books usage) when it ends,
+    /// breaks or is dropped.
     pub async fn stream(
         &self,
-        mut request: ChatRequest,
+        request: ChatRequest,
         ctx: &RequestContext,
     ) -> Result<CompletionStream, GatewayError> {
         let mut row = self.new_row(ctx, &request.model, true);
@@ -275,24 +349,53 @@ impl Gateway {
         let started = Instant::now();
         let opened = async {
             validate::chat_request(&request)?;
-            let deployment = self.resolve(&request.model)?;
-            deployment.stamp(&mut row);
-            request.model = deployment.upstream_model.clone();
-            let chunks = deployment
-                .provider
-                .chat_stream(&request)
-                .await
-                .map_err(|source| deployment.error(source))?;
-            Ok((chunks, deployment))
+            let hold = self.hold(&request.model, &request, ctx).await?;
+            let result = self
+                .with_failover(
+                    &request.model,
+                    self.deadline(ctx),
+                    Settle::ByCaller,
+                    &mut row,
+                    |deployment| {
+                        let mut upstream = request.clone();
+                        upstream.model = deployment.upstream_model.clone();
+                        async move {
+                            let mut chunks = deployment.provider.chat_stream(&upstream).await?;
+                            // Wait for the first chunk: a stream that breaks before it can
+                            // still go elsewhere without the caller noticing.
+                            let first = chunks.next().await.unwrap_or_else(|| {
+                                Err(ProviderError::StreamCut(
+                                    "stream ended before any data".into(),
+                                ))
+                            })?;
+                            Ok(futures::stream::once(async { Ok(first) })
+                                .chain(chunks)
+                                .boxed())
+                        }
+                    },
+                )
+                .await;
+            match result {
+                Ok((chunks, deployment)) => Ok((chunks, deployment, hold)),
+                Err(e) => {
+                    self.access.settle(hold, 0, 0).await;
+                    Err(e)
+                }
+            }
         }
         .await;
         match opened {
-            Ok((chunks, deployment)) => Ok(CompletionStream::new(
+            Ok((chunks, deployment, hold)) => Ok(CompletionStream::new(
                 chunks,
                 stream::Tracker::new(
                     self.log.clone(),
                     row,
-                    deployment.pricing,
+                    stream::Settlement {
+                        pricing: deployment.pricing,
+                        health: deployment.health.clone(),
+                        access: self.access.clone(),
+                        hold,
+                    },
                     ctx.started,
                     started,
                 ),
@@ -317,8 +420,6 @@ impl Gateway {
         let mut row = self.new_row(ctx, &request.model, false);
         let started = Instant::now();
         let result = async {
-            let deployment = self.resolve(&request.model)?;
-            deployment.stamp(&mut row);
             let inputs = request.input.into_vec();
             if inputs.is_empty() || inputs.len() > MAX_EMBEDDING_INPUTS {
                 return Err(GatewayError::invalid(
@@ -332,13 +433,41 @@ impl Gateway {
                     format!("input[{i}]"),
                 ));
             }
-            let embeddings = deployment
-                .provider
-                .embed(&deployment.upstream_model, &inputs)
-                .await
-                .map_err(|source| deployment.error(source))?;
+            self.access.check_model(&ctx.caller, &request.model)?;
+            let estimated = estimate_tokens(inputs.iter());
+            let worst = self.worst_cost(&request.model, estimated, 0);
+            let hold = self.access.hold(&ctx.caller, estimated, worst).await?;
+            let inputs = Arc::new(inputs);
+            let result = self
+                .with_failover(
+                    &request.model,
+                    self.deadline(ctx),
+                    Settle::OnSuccess,
+                    &mut row,
+                    |deployment| {
+                        let inputs = inputs.clone();
+                        async move {
+                            deployment
+                                .provider
+                                .embed(&deployment.upstream_model, &inputs)
+                                .await
+                        }
+                    },
+                )
+                .await;
+            let (embeddings, deployment) = match result {
+                Ok(done) => done,
+                Err(e) => {
+                    self.access.settle(hold, 0, 0).await;
+                    return Err(e);
+                }
+            };
             let usage = Usage::new(embeddings.prompt_tokens, 0, 0, 0);
-            Ok((embeddings, deployment.pricing.cost_micro_usd(&usage), usage))
+            let cost = deployment.pricing.cost_micro_usd(&usage);
+            self.access
+                .settle(hold, cost, usage.prompt_tokens + usage.completion_tokens)
+                .await;
+            Ok((embeddings, cost, usage))
         }
         .await;
         let provider_time = started.elapsed();
@@ -361,31 +490,62 @@ impl Gateway {
         result
     }
 
+    fn deadline(&self, ctx: &RequestContext) -> Instant {
+        ctx.started + Duration::from_secs(self.policy.request_timeout_secs)
+    }
+
+    /// Model allow-list, token limit and budget for a chat request.
+    async fn hold(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+        ctx: &RequestContext,
+    ) -> Result<access::Hold, GatewayError> {
+        self.access.check_model(&ctx.caller, model)?;
+        if !self.router.is_alias(model) && !self.deployments.contains_key(model) {
+            return Err(GatewayError::UnknownModel(model.to_owned()));
+        }
+        let prompt = estimate_tokens(request.messages.iter().map(|m| m.text()));
+        let completion = request
+            .max_output_tokens()
+            .unwrap_or(DEFAULT_WORST_CASE_COMPLETION);
+        let worst = self.worst_cost(model, prompt, u64::from(completion));
+        self.access.hold(&ctx.caller, prompt, worst).await
+    }
+
+    /// The most a call could cost on any deployment it might be sent to.
+    fn worst_cost(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) -> u64 {
+        let usage = Usage::new(prompt_tokens, completion_tokens, 0, 0);
+        self.router
+            .plan(model, &mut fastrand::Rng::with_seed(0))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| self.deployments.get(&c.deployment))
+            .map(|d| d.pricing.cost_micro_usd(&usage))
+            .max()
+            .unwrap_or(0)
+    }
+
     fn new_row(&self, ctx: &RequestContext, model: &str, stream: bool) -> RequestRecord {
         RequestRecord {
-            id: ctx.request_id.clone(),
-            created_at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-            key_id: ctx.key_id.clone(),
-            endpoint: ctx.endpoint.to_owned(),
+            key_id: ctx.caller.key_id(),
             prompt_version: ctx.prompt_version.clone(),
-            requested_model: model.to_owned(),
-            deployment: None,
-            provider: None,
             stream,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            cached_tokens: 0,
-            cache_write_tokens: 0,
-            cost_micro_usd: 0,
-            latency_ms: 0.0,
-            provider_latency_ms: 0.0,
-            status: RequestStatus::Success,
-            http_status: 200,
-            error: None,
+            ..RequestRecord::new(&ctx.request_id, ctx.endpoint, model)
         }
     }
+}
+
+/// A budget check needs a bound on the answer's length; requests without `max_tokens` are
+/// held at this many completion tokens (and booked at what they really used).
+const DEFAULT_WORST_CASE_COMPLETION: u32 = 4096;
+
+/// A generous token estimate for limits and budget holds: about 3 characters per token (real
+/// tokenizers average ~4 on English), plus a few per message for the chat template.
+fn estimate_tokens(texts: impl Iterator<Item = impl AsRef<str>>) -> u64 {
+    texts
+        .map(|t| t.as_ref().chars().count() as u64 / 3 + 4)
+        .sum()
 }
 
 fn millis(d: Duration) -> f64 {

@@ -1,23 +1,35 @@
 //! A streamed completion as the gateway hands it out: chunks pass through, usage and the finish
-//! reason are tracked, and exactly one log row is written when the stream ends, breaks, or is
-//! dropped by a caller that went away.
+//! reason are tracked, and when the stream ends, breaks, or is dropped by a caller that went
+//! away, exactly one log row is written, the usage (partial, if cut) is booked to the caller's
+//! budget and token limit, and the deployment's breaker learns how the stream ended.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 
+use super::access::{Access, Hold};
+use super::health::DeploymentHealth;
 use super::{Pricing, RequestLog, fail_row, fill_usage, millis};
 use crate::error::GatewayError;
 use crate::providers::types::{ChatChunk, Usage};
 use crate::providers::{ChunkStream, ProviderError};
 use crate::store::{RequestRecord, RequestStatus};
 
+/// What is settled when the stream is over.
+pub(super) struct Settlement {
+    pub pricing: Pricing,
+    pub health: Arc<DeploymentHealth>,
+    pub access: Arc<Access>,
+    pub hold: Hold,
+}
+
 pub(super) struct Tracker {
     log: RequestLog,
     row: RequestRecord,
-    pricing: Pricing,
+    settlement: Settlement,
     request_started: Instant,
     provider_started: Instant,
     usage: Option<Usage>,
@@ -31,14 +43,14 @@ impl Tracker {
     pub(super) fn new(
         log: RequestLog,
         row: RequestRecord,
-        pricing: Pricing,
+        settlement: Settlement,
         request_started: Instant,
         provider_started: Instant,
     ) -> Self {
         Self {
             log,
             row,
-            pricing,
+            settlement,
             request_started,
             provider_started,
             usage: None,
@@ -67,7 +79,19 @@ impl Tracker {
         let usage = self
             .usage
             .unwrap_or_else(|| Usage::new(0, self.content_chunks, 0, 0));
-        fill_usage(&mut self.row, &usage, self.pricing.cost_micro_usd(&usage));
+        let cost = self.settlement.pricing.cost_micro_usd(&usage);
+        fill_usage(&mut self.row, &usage, cost);
+        // A caller that hung up says nothing about the upstream; a broken stream does.
+        self.settlement
+            .health
+            .record(status != RequestStatus::Error);
+        let Settlement { access, hold, .. } = self.settlement;
+        let tokens = usage.prompt_tokens + usage.completion_tokens;
+        // Drop cannot wait, so the booking runs on its own; without a runtime (process exit)
+        // there is nobody left to bill.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { access.settle(hold, cost, tokens).await });
+        }
         self.row.status = status;
         if let Some(error) = error {
             fail_row(&mut self.row, error);

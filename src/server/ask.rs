@@ -9,7 +9,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, JsonBody, ProviderTime, RequestId};
-use crate::gateway::RequestContext;
+use crate::gateway::{Caller, RequestContext};
 use crate::pipeline::AskRequest;
 
 const CACHE: HeaderName = HeaderName::from_static("x-askacme-cache");
@@ -17,9 +17,10 @@ const CACHE: HeaderName = HeaderName::from_static("x-askacme-cache");
 pub async fn ask(
     State(state): State<AppState>,
     Extension(RequestId(id)): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<AskRequest>,
 ) -> Response {
-    let ctx = RequestContext::new(id, "/v1/ask");
+    let ctx = RequestContext::new(id, "/v1/ask").with_caller(caller);
     let assistant = match state.assistant().await {
         Ok(assistant) => assistant,
         Err(e) => return e.into_response(),

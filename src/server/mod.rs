@@ -1,7 +1,9 @@
 //! The HTTP face (axum only here): router, shared state, request ids and overhead timing, and
 //! the one rendering of errors as OpenAI-style JSON bodies.
 
+mod admin;
 mod ask;
+mod auth;
 mod openai;
 
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
-use crate::config::Config;
+use crate::config::{Config, resolve_secret};
 use crate::error::{ApiError, GatewayError};
-use crate::gateway::Gateway;
+use crate::gateway::limits::{LimitStore, MemoryLimits, RedisLimits};
+use crate::gateway::{Access, Gateway};
 use crate::pipeline::{AskError, Assistant};
 use crate::prompts::{PromptError, Registry};
 
@@ -40,11 +43,19 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+    let keyed = Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
         .route("/v1/ask", post(ask::ask))
+        .route("/admin/providers", get(admin::providers))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .merge(keyed)
+        .route("/metrics", get(admin::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async {
@@ -114,6 +125,11 @@ impl IntoResponse for ApiError {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
             }
         }
         response
@@ -196,6 +212,10 @@ pub enum StartError {
     Gateway(#[from] GatewayError),
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    #[error("storage.redis_url: {0}")]
+    Limits(#[from] crate::gateway::limits::LimitError),
+    #[error("auth.master_key: {0}")]
+    MasterKey(String),
 }
 
 impl AppState {
@@ -203,8 +223,26 @@ impl AppState {
     /// `warm_up` (or the caller) sets `ready`.
     pub async fn from_config(config: &crate::config::Config) -> Result<Self, StartError> {
         let db = crate::store::Database::open(&config.storage.database_url).await?;
+        let limits: Arc<dyn LimitStore> = if config.storage.redis_url.is_empty() {
+            Arc::new(MemoryLimits::default())
+        } else {
+            Arc::new(RedisLimits::connect(&config.storage.redis_url).await?)
+        };
+        let master_key = config
+            .auth
+            .master_key
+            .as_deref()
+            .map(resolve_secret)
+            .transpose()
+            .map_err(StartError::MasterKey)?;
+        let access = Access::new(
+            config.auth.enabled,
+            master_key.as_deref(),
+            db.clone(),
+            limits,
+        );
         let log = crate::gateway::RequestLog::start(db);
-        let gateway = Gateway::from_config(config, log)?;
+        let gateway = Gateway::from_config(config, log, Arc::new(access))?;
         let prompts = Registry::load(&config.prompts)?;
         prompts.active(&config.assistant.prompt)?;
         Ok(Self {

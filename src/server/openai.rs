@@ -14,15 +14,16 @@ use serde_json::{Value, json};
 
 use super::{AppState, JsonBody, ProviderTime, RequestId};
 use crate::error::{ApiError, GatewayError};
-use crate::gateway::{CompletionStream, RequestContext};
+use crate::gateway::{Caller, CompletionStream, RequestContext};
 use crate::providers::types::{ChatRequest, EmbeddingRequest};
 
 pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(RequestId(id)): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<ChatRequest>,
 ) -> Response {
-    let ctx = RequestContext::new(id, "/v1/chat/completions");
+    let ctx = RequestContext::new(id, "/v1/chat/completions").with_caller(caller);
     if request.is_stream() {
         let opening = Instant::now();
         return match state.gateway.stream(request, &ctx).await {
@@ -74,6 +75,7 @@ fn error_event(error: &GatewayError) -> Event {
 pub async fn embeddings(
     State(state): State<AppState>,
     Extension(RequestId(id)): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<EmbeddingRequest>,
 ) -> Result<Response, ApiError> {
     let base64 = match request.encoding_format.as_deref() {
@@ -90,7 +92,7 @@ pub async fn embeddings(
     };
     let dimensions = request.dimensions;
     let model = request.model.clone();
-    let ctx = RequestContext::new(id, "/v1/embeddings");
+    let ctx = RequestContext::new(id, "/v1/embeddings").with_caller(caller);
     let result = state
         .gateway
         .embed(request, &ctx)

@@ -1,6 +1,10 @@
 //! Persistence: the embedded SQLite database (WAL) with its schema migrations. A leaf module
 //! that knows rows, not policy.
 
+mod keys;
+
+pub use keys::{KeyRecord, NewKey};
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,6 +19,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_requests.sql")),
     (2, include_str!("../../migrations/0002_knowledge_base.sql")),
     (3, include_str!("../../migrations/0003_retrieval.sql")),
+    (
+        4,
+        include_str!("../../migrations/0004_gateway_reliability.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +92,45 @@ pub struct RequestRecord {
     pub status: RequestStatus,
     pub http_status: u16,
     pub error: Option<String>,
+    /// Upstream calls made (retries and fallbacks included); 0 when none was made.
+    pub attempts: u32,
+    /// The routing decision: `model → deployment (reason)`, and the failures that led to it.
+    pub route: Option<String>,
+}
+
+impl RequestRecord {
+    /// A successful row with nothing measured yet; the gateway fills in the rest.
+    pub fn new(
+        id: impl Into<String>,
+        endpoint: impl Into<String>,
+        requested_model: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            created_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            key_id: None,
+            endpoint: endpoint.into(),
+            prompt_version: None,
+            requested_model: requested_model.into(),
+            deployment: None,
+            provider: None,
+            stream: false,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            cost_micro_usd: 0,
+            latency_ms: 0.0,
+            provider_latency_ms: 0.0,
+            status: RequestStatus::Success,
+            http_status: 200,
+            error: None,
+            attempts: 0,
+            route: None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -138,8 +185,8 @@ impl Database {
             sqlx::query(
                 "INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, provider, \
                  stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_micro_usd, \
-                 latency_ms, provider_latency_ms, status, http_status, error, prompt_version) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 latency_ms, provider_latency_ms, status, http_status, error, prompt_version, attempts, route) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&row.id)
             .bind(row.created_at_ms)
@@ -160,6 +207,8 @@ impl Database {
             .bind(i64::from(row.http_status))
             .bind(&row.error)
             .bind(&row.prompt_version)
+            .bind(i64::from(row.attempts))
+            .bind(&row.route)
             .execute(&mut *tx)
             .await?;
         }
@@ -457,6 +506,9 @@ fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreE
         http_status: u16::try_from(row.try_get::<i64, _>("http_status")?)
             .map_err(|e| StoreError::Decode(e.to_string()))?,
         error: row.try_get("error")?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?)
+            .map_err(|e| StoreError::Decode(e.to_string()))?,
+        route: row.try_get("route")?,
     })
 }
 
@@ -490,25 +542,13 @@ mod tests {
 
         let db = Database::open(&url).await.unwrap();
         let row = RequestRecord {
-            id: "req_1".into(),
             created_at_ms: 1,
-            key_id: None,
-            endpoint: "/v1/ask".into(),
             prompt_version: Some("ask_acme@v3".into()),
-            requested_model: "strong".into(),
-            deployment: None,
-            provider: None,
-            stream: false,
             prompt_tokens: 1,
             completion_tokens: 1,
-            cached_tokens: 0,
-            cache_write_tokens: 0,
-            cost_micro_usd: 0,
             latency_ms: 1.0,
             provider_latency_ms: 0.5,
-            status: RequestStatus::Success,
-            http_status: 200,
-            error: None,
+            ..RequestRecord::new("req_1", "/v1/ask", "strong")
         };
         db.insert_requests(std::slice::from_ref(&row))
             .await

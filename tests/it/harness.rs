@@ -129,6 +129,18 @@ pub struct Fake {
     pub received: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
 }
 
+/// An address whose listener accepts connections and closes them at once, before any response.
+pub async fn closing_upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    addr
+}
+
 impl Fake {
     pub async fn spawn() -> (Fake, SocketAddr) {
         let fake = Fake::default();
@@ -141,6 +153,26 @@ impl Fake {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         (fake, addr)
+    }
+
+    /// Requests received so far for an upstream model name.
+    pub fn count(&self, model: &str) -> usize {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| body["model"] == model)
+            .count()
+    }
+
+    /// Records a request and returns how many the fake has now seen for its model (1-based).
+    fn receive(&self, headers: HeaderMap, body: &Value) -> usize {
+        let mut received = self.received.lock().unwrap();
+        received.push((headers, body.clone()));
+        received
+            .iter()
+            .filter(|(_, b)| b["model"] == body["model"])
+            .count()
     }
 
     pub fn last(&self) -> (HeaderMap, Value) {
@@ -175,9 +207,19 @@ fn error_response(status: u16, message: &str, retry_after: Option<u64>) -> Respo
     response
 }
 
-/// Shared fault behaviours; `None` means "answer normally".
-async fn fault(model: &str) -> Option<Response> {
+/// Shared fault behaviours; `None` means "answer normally". `nth` is how many requests for
+/// this model the fake has seen, this one included: `fail-N` fails the first N with 503,
+/// `flaky` every odd one, `once-429` the first with 429 and `Retry-After: 1`.
+async fn fault(model: &str, nth: usize) -> Option<Response> {
+    if let Some(n) = model
+        .strip_prefix("fail-")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return (nth <= n).then(|| error_response(503, "warming up", None));
+    }
     match model {
+        "flaky" if nth % 2 == 1 => Some(error_response(503, "flaky", None)),
+        "once-429" if nth == 1 => Some(error_response(429, "slow down", Some(1))),
         "err-500" => Some(error_response(500, "upstream exploded", None)),
         "err-503" => Some(error_response(503, "overloaded", None)),
         "err-429" => Some(error_response(429, "slow down", Some(7))),
@@ -202,12 +244,15 @@ async fn openai_chat(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    fake.received.lock().unwrap().push((headers, body.clone()));
+    let nth = fake.receive(headers, &body);
     let model = body["model"].as_str().unwrap_or_default().to_owned();
-    if let Some(response) = fault(&model).await {
+    if let Some(response) = fault(&model, nth).await {
         return response;
     }
     let stream = body["stream"].as_bool().unwrap_or(false);
+    if stream && model == "empty-stream" {
+        return sse_body(Vec::new());
+    }
     let cached = if model == "cached" { 1500 } else { 0 };
     let usage = json!({"prompt_tokens": 2000, "completion_tokens": 300, "total_tokens": 2300,
                        "prompt_tokens_details": {"cached_tokens": cached}});
@@ -295,10 +340,7 @@ async fn anthropic_messages(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    fake.received
-        .lock()
-        .unwrap()
-        .push((headers.clone(), body.clone()));
+    let nth = fake.receive(headers.clone(), &body);
     if headers.get("anthropic-version").is_none() {
         return error_response(400, "missing anthropic-version", None);
     }
@@ -306,7 +348,7 @@ async fn anthropic_messages(
     if model == "err-529" {
         return error_response(529, "Overloaded", None);
     }
-    if let Some(response) = fault(&model).await {
+    if let Some(response) = fault(&model, nth).await {
         return response;
     }
     let usage = json!({"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20});

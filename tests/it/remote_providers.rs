@@ -28,7 +28,8 @@ async fn app() -> (App, Fake) {
         "[providers.fakeai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\napi_key = \"sk-test\"\ntimeout_secs = 1\n\
          [providers.fakeclaude]\nkind = \"anthropic\"\nbase_url = \"http://{addr}\"\napi_key = \"ak-test\"\ntimeout_secs = 1\n\
          [providers.nowhere]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\
-         [deployments.unreachable]\nprovider = \"nowhere\"\nmodel = \"ok\"\n"
+         [deployments.unreachable]\nprovider = \"nowhere\"\nmodel = \"ok\"\n\
+         [router]\nmax_attempts = 1\n"
     );
     for b in BEHAVIOURS {
         toml.push_str(&format!(

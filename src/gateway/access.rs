@@ -1,0 +1,274 @@
+//! Who may call, what, how often and for how much: API keys (a master key and virtual keys
+//! stored hashed), per-key model allow-lists, requests- and tokens-per-minute limits, and hard
+//! budgets held before a call and settled from its actual usage.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::limits::{Decision, LimitKind, LimitStore};
+use crate::error::GatewayError;
+use crate::store::{Database, KeyRecord, NewKey};
+
+/// Who is calling, once the key was checked.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Auth is off: everyone is served, nothing is limited.
+    Open,
+    /// The master key: every model, no limits.
+    Master,
+    Key(Arc<KeyRecord>),
+}
+
+impl Caller {
+    /// What the request log records as the caller.
+    pub fn key_id(&self) -> Option<String> {
+        match self {
+            Caller::Open => None,
+            Caller::Master => Some("master".into()),
+            Caller::Key(key) => Some(key.id.clone()),
+        }
+    }
+
+    pub fn is_master(&self) -> bool {
+        matches!(self, Caller::Master)
+    }
+
+    fn key(&self) -> Option<&KeyRecord> {
+        match self {
+            Caller::Key(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Budget and tokens held for one upstream call; `Access::settle` books the actual usage.
+#[derive(Debug, Default)]
+pub struct Hold {
+    key_id: Option<String>,
+    tpm: Option<u64>,
+    reserved_micro_usd: u64,
+    estimated_tokens: u64,
+}
+
+pub struct Access {
+    enabled: bool,
+    master_hash: Option<String>,
+    db: Database,
+    limits: Arc<dyn LimitStore>,
+}
+
+/// SHA-256 of a key, hex: what the database stores and looks keys up by.
+pub fn hash_key(key: &str) -> String {
+    format!("{:x}", Sha256::digest(key.as_bytes()))
+}
+
+/// A new virtual key: the secret (shown once) and its record to store.
+pub fn new_key(
+    name: &str,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    budget_micro_usd: Option<u64>,
+    models: Option<Vec<String>>,
+) -> (String, NewKey) {
+    // v4 UUIDs come from the OS's CSPRNG: 244 random bits over the two.
+    let secret = format!(
+        "sk-acme-{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let record = NewKey {
+        id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+        name: name.to_owned(),
+        key_hash: hash_key(&secret),
+        key_prefix: secret[..14].to_owned(),
+        rpm,
+        tpm,
+        budget_micro_usd,
+        models,
+    };
+    (secret, record)
+}
+
+impl Access {
+    pub fn new(
+        enabled: bool,
+        master_key: Option<&str>,
+        db: Database,
+        limits: Arc<dyn LimitStore>,
+    ) -> Self {
+        Self {
+            enabled,
+            master_hash: master_key.map(hash_key),
+            db,
+            limits,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Checks the presented key. Revoked and unknown keys get the same 401, so the answer says
+    /// nothing about which keys exist.
+    pub async fn authenticate(&self, presented: Option<&str>) -> Result<Caller, GatewayError> {
+        if !self.enabled {
+            return Ok(Caller::Open);
+        }
+        let presented = presented.filter(|k| !k.is_empty()).ok_or_else(|| {
+            GatewayError::Unauthorized(
+                "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`".into(),
+            )
+        })?;
+        let hash = hash_key(presented);
+        if self.master_hash.as_deref() == Some(hash.as_str()) {
+            return Ok(Caller::Master);
+        }
+        match self.db.key_by_hash(&hash).await {
+            Ok(Some(key)) if key.revoked_at_ms.is_none() => Ok(Caller::Key(Arc::new(key))),
+            Ok(_) => Err(GatewayError::Unauthorized(
+                "invalid or revoked API key".into(),
+            )),
+            Err(e) => Err(GatewayError::Internal(format!("key lookup: {e}"))),
+        }
+    }
+
+    /// Counts one request against the key's requests-per-minute limit.
+    pub async fn admit_request(&self, caller: &Caller) -> Result<Option<Decision>, GatewayError> {
+        let Some(key) = caller.key() else {
+            return Ok(None);
+        };
+        let Some(rpm) = key.rpm else { return Ok(None) };
+        let decision = self.charge(&format!("{}:rpm", key.id), rpm, 1).await?;
+        if !decision.allowed {
+            return Err(GatewayError::RateLimited {
+                message: format!(
+                    "key `{}` is over its limit of {rpm} requests per minute",
+                    key.name
+                ),
+                kind: LimitKind::Requests,
+                decision,
+            });
+        }
+        Ok(Some(decision))
+    }
+
+    /// Where the key stands on tokens, for the `x-ratelimit-*-tokens` headers.
+    pub async fn token_status(&self, caller: &Caller) -> Option<Decision> {
+        let key = caller.key()?;
+        let tpm = key.tpm?;
+        self.limits
+            .charge(&format!("{}:tpm", key.id), tpm, 0, false)
+            .await
+            .ok()
+    }
+
+    pub fn check_model(&self, caller: &Caller, model: &str) -> Result<(), GatewayError> {
+        match caller.key().and_then(|k| k.models.as_ref().map(|m| (k, m))) {
+            Some((key, models)) if !models.iter().any(|m| m == model) => {
+                Err(GatewayError::Forbidden(format!(
+                    "key `{}` may not use model `{model}` (allowed: {})",
+                    key.name,
+                    models.join(", ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Before an upstream call: the tokens-per-minute check on the prompt's estimated size, and
+    /// the call's worst-case cost held against the key's budget.
+    pub async fn hold(
+        &self,
+        caller: &Caller,
+        estimated_tokens: u64,
+        worst_cost_micro_usd: u64,
+    ) -> Result<Hold, GatewayError> {
+        let Some(key) = caller.key() else {
+            return Ok(Hold::default());
+        };
+        if let Some(tpm) = key.tpm {
+            let decision = self
+                .charge(&format!("{}:tpm", key.id), tpm, estimated_tokens)
+                .await?;
+            if !decision.allowed {
+                return Err(GatewayError::RateLimited {
+                    message: format!(
+                        "key `{}` is over its limit of {tpm} tokens per minute",
+                        key.name
+                    ),
+                    kind: LimitKind::Tokens,
+                    decision,
+                });
+            }
+        }
+        if key.budget_micro_usd.is_some() {
+            let held = self
+                .db
+                .reserve_spend(&key.id, worst_cost_micro_usd)
+                .await
+                .map_err(|e| GatewayError::Internal(format!("budget: {e}")))?;
+            if !held {
+                let current = self.db.key(&key.id).await.ok().flatten();
+                let (spent, budget) = current
+                    .map(|k| (k.spent_micro_usd + k.reserved_micro_usd, k.budget_micro_usd))
+                    .unwrap_or((0, key.budget_micro_usd));
+                return Err(GatewayError::BudgetExceeded(format!(
+                    "key `{}` has spent or holds {} of its {} budget; this request could cost up to {}",
+                    key.name,
+                    usd(spent),
+                    usd(budget.unwrap_or(0)),
+                    usd(worst_cost_micro_usd)
+                )));
+            }
+        }
+        Ok(Hold {
+            key_id: Some(key.id.clone()),
+            tpm: key.tpm,
+            reserved_micro_usd: if key.budget_micro_usd.is_some() {
+                worst_cost_micro_usd
+            } else {
+                0
+            },
+            estimated_tokens,
+        })
+    }
+
+    /// After the call: books its actual cost and the tokens beyond the estimate. Failures here
+    /// are logged, not returned: the caller already has the answer it paid for.
+    pub async fn settle(&self, hold: Hold, cost_micro_usd: u64, tokens: u64) {
+        let Some(key_id) = hold.key_id else { return };
+        if let Err(e) = self
+            .db
+            .settle_spend(&key_id, hold.reserved_micro_usd, cost_micro_usd)
+            .await
+        {
+            tracing::error!(key_id, error = %e, "cannot book spend");
+        }
+        if let Some(tpm) = hold.tpm
+            && tokens > hold.estimated_tokens
+            && let Err(e) = self
+                .limits
+                .charge(
+                    &format!("{key_id}:tpm"),
+                    tpm,
+                    tokens - hold.estimated_tokens,
+                    true,
+                )
+                .await
+        {
+            tracing::error!(key_id, error = %e, "cannot book tokens");
+        }
+    }
+
+    async fn charge(&self, key: &str, limit: u64, cost: u64) -> Result<Decision, GatewayError> {
+        self.limits
+            .charge(key, limit, cost, false)
+            .await
+            .map_err(|e| GatewayError::Unavailable(e.to_string()))
+    }
+}
+
+fn usd(micro: u64) -> String {
+    format!("${}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}

@@ -1,0 +1,146 @@
+//! The attempt loop every gateway call goes through: walk the router's plan, skip deployments
+//! whose breaker is open, retry transient failures with backoff inside the retry budget and the
+//! request's deadline, fall back to the next deployment, and record what happened on the log row.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::health::Admission;
+use super::retry::{self, Failure};
+use super::{Deployment, Gateway};
+use crate::error::GatewayError;
+use crate::providers::ProviderError;
+use crate::store::RequestRecord;
+
+/// Whether the loop reports a successful call to the breaker itself. A stream is only known to
+/// have succeeded when it ends, so its tracker reports it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Settle {
+    OnSuccess,
+    ByCaller,
+}
+
+impl Gateway {
+    /// Calls `call` on deployments of `model`'s plan until one succeeds, the caller is at fault,
+    /// the plan runs out, or the deadline passes.
+    pub(super) async fn with_failover<T, F, Fut>(
+        &self,
+        model: &str,
+        deadline: Instant,
+        settle: Settle,
+        row: &mut RequestRecord,
+        mut call: F,
+    ) -> Result<(T, Arc<Deployment>), GatewayError>
+    where
+        F: FnMut(Arc<Deployment>) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut rng = fastrand::Rng::new();
+        let plan = self
+            .router
+            .plan(model, &mut rng)
+            .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
+        let mut trail: Vec<String> = Vec::new();
+        let mut last_error = None;
+        let mut soonest_probe: Option<Duration> = None;
+        for candidate in &plan {
+            let Some(deployment) = self.deployments.get(&candidate.deployment).cloned() else {
+                continue;
+            };
+            let health = &deployment.health;
+            if let Admission::Refused { retry_in } = health.admit() {
+                soonest_probe = Some(soonest_probe.map_or(retry_in, |s| s.min(retry_in)));
+                trail.push(format!("{}: circuit open", deployment.name));
+                continue;
+            }
+            health.first_attempt();
+            deployment.stamp(row);
+            row.route = Some(route_note(
+                model,
+                &deployment.name,
+                candidate.reason.as_str(),
+                &trail,
+            ));
+            let mut attempt = 1;
+            loop {
+                row.attempts += 1;
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let result = tokio::time::timeout(remaining, call(deployment.clone()))
+                    .await
+                    .unwrap_or(Err(ProviderError::Timeout(self.policy_deadline())));
+                let error = match result {
+                    Ok(value) => {
+                        if settle == Settle::OnSuccess {
+                            health.record(true);
+                        }
+                        return Ok((value, deployment));
+                    }
+                    Err(error) => error,
+                };
+                let failure = Failure::of(&error);
+                health.record(failure == Failure::Caller);
+                if failure == Failure::Caller || Instant::now() >= deadline {
+                    return Err(deployment.error(error));
+                }
+                tracing::info!(deployment = %deployment.name, attempt, error = %error, "upstream call failed");
+                trail.push(format!("{}: {}", deployment.name, short(&error)));
+                row.route = Some(route_note(
+                    model,
+                    &deployment.name,
+                    candidate.reason.as_str(),
+                    &trail,
+                ));
+                let wait = (failure == Failure::Transient && attempt < self.policy.max_attempts)
+                    .then(|| {
+                        retry::delay(&self.policy, attempt, retry::retry_after(&error), &mut rng)
+                    })
+                    .flatten()
+                    .filter(|wait| Instant::now() + *wait < deadline);
+                last_error = Some(deployment.error(error));
+                let Some(wait) = wait else { break };
+                if !health.try_retry() {
+                    trail.push(format!("{}: retry budget spent", deployment.name));
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                if health.admit() != Admission::Allowed {
+                    break;
+                }
+                attempt += 1;
+            }
+        }
+        row.route = Some(format!("{model}: no deployment left; {}", trail.join("; ")));
+        Err(
+            last_error.unwrap_or_else(|| GatewayError::NoHealthyDeployment {
+                model: model.to_owned(),
+                retry_in: soonest_probe.unwrap_or_default(),
+            }),
+        )
+    }
+
+    fn policy_deadline(&self) -> Duration {
+        Duration::from_secs(self.policy.request_timeout_secs)
+    }
+}
+
+/// `chat → b (weighted) after a: HTTP 503; a: HTTP 503`: the decision and what led to it.
+fn route_note(model: &str, deployment: &str, reason: &str, trail: &[String]) -> String {
+    let mut note = format!("{model} → {deployment} ({reason})");
+    if !trail.is_empty() {
+        note.push_str(" after ");
+        note.push_str(&trail.join("; "));
+    }
+    note
+}
+
+fn short(error: &ProviderError) -> String {
+    match error {
+        ProviderError::Upstream { status, .. } => format!("HTTP {status}"),
+        ProviderError::Timeout(_) => "timeout".into(),
+        ProviderError::Connect(_) => "connect error".into(),
+        ProviderError::Malformed(_) => "malformed response".into(),
+        ProviderError::StreamCut(_) => "stream cut".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,67 @@
+//! The door: checks the API key of every `/v1` and `/admin` request, counts it against the key's
+//! requests-per-minute limit, hands the caller to the handlers, and puts the `x-ratelimit-*`
+//! headers on the answer.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::error::{ApiError, ratelimit_headers};
+use crate::gateway::limits::{Decision, LimitKind};
+
+/// `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic clients).
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        return value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim);
+    }
+    headers.get("x-api-key")?.to_str().ok().map(str::trim)
+}
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let access = state.gateway.access();
+    let caller = match access.authenticate(presented_key(request.headers())).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    if request.uri().path().starts_with("/admin") && access.enabled() && !caller.is_master() {
+        return ApiError::new(
+            403,
+            "permission_error",
+            "admin_only",
+            "the admin API needs the master key",
+        )
+        .into_response();
+    }
+    let requests = match access.admit_request(&caller).await {
+        Ok(decision) => decision,
+        Err(e) => return e.into_response(),
+    };
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    let tokens = access.token_status(&caller).await;
+    let headers = response.headers_mut();
+    for (kind, decision) in [(LimitKind::Requests, requests), (LimitKind::Tokens, tokens)] {
+        if let Some(decision) = decision {
+            insert_ratelimit_headers(headers, kind, &decision);
+        }
+    }
+    response
+}
+
+fn insert_ratelimit_headers(headers: &mut HeaderMap, kind: LimitKind, decision: &Decision) {
+    for (name, value) in ratelimit_headers(kind, decision) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}

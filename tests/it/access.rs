@@ -1,0 +1,320 @@
+//! API keys, rate limits and budgets: in one process, and shared by two `askacme serve`
+//! processes through Redis and the database.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use askacme::gateway::access::new_key;
+use serde_json::{Value, json};
+
+use crate::harness::{App, Fake, TempDir};
+
+const MASTER: &str = "sk-master-0123456789abcdef";
+
+/// An upstream deployment `paid` that costs exactly 1 µ$ per completion token (the fake
+/// answers 300 of them), behind auth.
+fn config(addr: std::net::SocketAddr) -> String {
+    format!(
+        "[auth]\nenabled = true\nmaster_key = \"{MASTER}\"\n\
+         [providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
+         [deployments.paid]\nprovider = \"ai\"\nmodel = \"ok\"\nprice = {{ input = 0, output = 1 }}\n\
+         [deployments.other]\nprovider = \"ai\"\nmodel = \"ok\"\n"
+    )
+}
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 300, "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+async fn send(
+    http: &reqwest::Client,
+    base: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = http.post(format!("{base}/v1/chat/completions")).json(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn create_key(
+    app: &App,
+    rpm: Option<u64>,
+    budget: Option<u64>,
+    models: Option<Vec<String>>,
+) -> String {
+    let (secret, record) = new_key("test", rpm, None, budget, models);
+    app.state
+        .gateway
+        .request_log()
+        .database()
+        .create_key(&record, 0)
+        .await
+        .unwrap();
+    secret
+}
+
+#[tokio::test]
+async fn keys_are_required_checked_and_revocable() {
+    let (_fake, addr) = Fake::spawn().await;
+    let app = App::spawn(&config(addr)).await;
+    let body = chat("paid");
+    for (key, status) in [
+        (None, 401),
+        (Some("sk-acme-wrong"), 401),
+        (Some(MASTER), 200),
+    ] {
+        let response = send(&app.http, &app.base, key, &body).await;
+        assert_eq!(response.status(), status, "{key:?}");
+        if status == 401 {
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"]["code"], "invalid_api_key");
+        }
+    }
+    let key = create_key(&app, None, None, Some(vec!["paid".into()])).await;
+    assert_eq!(
+        send(&app.http, &app.base, Some(&key), &body).await.status(),
+        200
+    );
+    let forbidden = send(&app.http, &app.base, Some(&key), &chat("other")).await;
+    assert_eq!(forbidden.status(), 403);
+    let error: Value = forbidden.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "model_not_allowed");
+
+    // The admin API takes the master key only.
+    let admin = |key: &str| {
+        app.http
+            .get(format!("{}/admin/providers", app.base))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(admin(&key).await.unwrap().status(), 403);
+    assert_eq!(admin(MASTER).await.unwrap().status(), 200);
+
+    let db = app.state.gateway.request_log().database();
+    let id = db.keys().await.unwrap()[0].id.clone();
+    assert!(db.revoke_key(&id, 1).await.unwrap());
+    assert_eq!(
+        send(&app.http, &app.base, Some(&key), &body).await.status(),
+        401
+    );
+    // Anthropic clients send the key as x-api-key.
+    let via_header = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.base))
+        .header("x-api-key", MASTER)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(via_header.status(), 200);
+}
+
+#[tokio::test]
+async fn requests_per_minute_allow_exactly_the_limit() {
+    let (_fake, addr) = Fake::spawn().await;
+    let app = App::spawn(&config(addr)).await;
+    let key = create_key(&app, Some(5), None, None).await;
+    for i in 0..5 {
+        let response = send(&app.http, &app.base, Some(&key), &chat("paid")).await;
+        assert_eq!(response.status(), 200, "request {}", i + 1);
+        let headers = response.headers();
+        assert_eq!(headers["x-ratelimit-limit-requests"], "5");
+        assert_eq!(
+            headers["x-ratelimit-remaining-requests"],
+            (4 - i).to_string().as_str()
+        );
+    }
+    let refused = send(&app.http, &app.base, Some(&key), &chat("paid")).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["x-ratelimit-remaining-requests"], "0");
+    // One request's share of the minute: 12 s.
+    assert_eq!(refused.headers()["retry-after"], "12");
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "rate_limit_exceeded");
+}
+
+#[tokio::test]
+async fn budgets_are_hard_and_spend_follows_usage() {
+    let (_fake, addr) = Fake::spawn().await;
+    let app = App::spawn(&config(addr)).await;
+    // 300 completion tokens at 1 µ$ each: three requests fit in 900 µ$, a fourth does not.
+    let key = create_key(&app, None, Some(900), None).await;
+    for i in 0..3 {
+        let response = send(&app.http, &app.base, Some(&key), &chat("paid")).await;
+        assert_eq!(response.status(), 200, "request {}", i + 1);
+    }
+    let refused = send(&app.http, &app.base, Some(&key), &chat("paid")).await;
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "insufficient_quota");
+    let stored = &app
+        .state
+        .gateway
+        .request_log()
+        .database()
+        .keys()
+        .await
+        .unwrap()[0];
+    assert_eq!(stored.spent_micro_usd, 900);
+    assert_eq!(stored.reserved_micro_usd, 0, "every hold was released");
+}
+
+#[tokio::test]
+async fn tokens_per_minute_refuse_once_usage_fills_the_minute() {
+    let (_fake, addr) = Fake::spawn().await;
+    let app = App::spawn(&config(addr)).await;
+    let (secret, record) = new_key("tpm", None, Some(5000), None, None);
+    let db = app.state.gateway.request_log().database();
+    db.create_key(&record, 0).await.unwrap();
+    // A request is admitted on its prompt estimate (4 tokens for "Hi") and then booked at the
+    // 2,300 tokens the fake reports: three are admitted (the third runs into debt at 6,900),
+    // the fourth finds the minute used up.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = send(&app.http, &app.base, Some(&secret), &chat("paid")).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            assert_eq!(response.headers()["x-ratelimit-remaining-tokens"], "0");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+/// An `askacme serve` process on a free port, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn serve(config: &std::path::Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_askacme"))
+        .args(["--config", config.to_str().unwrap(), "serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
+            && r.status() == 200
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("askacme serve on port {port} did not become ready");
+}
+
+fn cli(config: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_askacme"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "askacme {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn two_processes_sharing_redis_and_the_database_enforce_one_limit() {
+    let Ok(redis_url) = std::env::var("ASKACME_TEST_REDIS_URL") else {
+        eprintln!(
+            "skipped: set ASKACME_TEST_REDIS_URL=redis://127.0.0.1:6379 to run the shared-limit test (.ci/run does)"
+        );
+        return;
+    };
+    let (_fake, addr) = Fake::spawn().await;
+    let dir = TempDir::new("shared");
+    let config_path = dir.0.join("askacme.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[storage]\ndata_dir = {:?}\nredis_url = \"{redis_url}\"\n[server]\nwarm_up = []\n{}",
+            dir.0.display().to_string(),
+            config(addr)
+        ),
+    )
+    .unwrap();
+    let rpm_key = cli(
+        &config_path,
+        &["keys", "create", "--name", "rpm", "--rpm", "6"],
+    );
+    let budget_key = cli(
+        &config_path,
+        &[
+            "keys",
+            "create",
+            "--name",
+            "budget",
+            "--budget-usd",
+            "0.0012",
+            "--models",
+            "paid",
+        ],
+    );
+    let listed = cli(&config_path, &["keys", "list"]);
+    assert!(
+        listed.contains("0.001200") && listed.contains("rpm"),
+        "{listed}"
+    );
+    let servers = [serve(&config_path).await, serve(&config_path).await];
+    let http = reqwest::Client::new();
+    let mut allowed = 0;
+    for i in 0..12 {
+        let server = &servers[i % 2];
+        let status = send(&http, &server.base, Some(rpm_key.trim()), &chat("paid"))
+            .await
+            .status();
+        assert!(status == 200 || status == 429, "{status}");
+        allowed += usize::from(status == 200);
+    }
+    assert_eq!(allowed, 6, "6 requests per minute across both instances");
+
+    // 1,200 µ$ holds four 300 µ$ answers, wherever they are served.
+    let mut allowed = 0;
+    for i in 0..8 {
+        let server = &servers[i % 2];
+        let status = send(&http, &server.base, Some(budget_key.trim()), &chat("paid"))
+            .await
+            .status();
+        allowed += usize::from(status == 200);
+    }
+    assert_eq!(allowed, 4, "one budget across both instances");
+
+    cli(&config_path, &["keys", "revoke", "rpm"]);
+    let revoked = send(&http, &servers[1].base, Some(rpm_key.trim()), &chat("paid")).await;
+    assert_eq!(
+        revoked.status(),
+        401,
+        "a CLI revocation reaches running servers"
+    );
+}
