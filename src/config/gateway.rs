@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
@@ -91,6 +91,44 @@ pub struct BreakerConfig {
     pub window_secs: u64,
     /// How long an open breaker refuses traffic before letting one probe through.
     pub cooldown_secs: u64,
+}
+
+/// The `auto` model: a nearest-centroid difficulty classifier over labelled examples.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoConfig {
+    /// Alias or deployment that embeds the examples and the requests.
+    pub embedding_model: String,
+    /// Where easy requests go…
+    pub easy: String,
+    /// …and where hard ones go.
+    pub hard: String,
+    /// Labelled requests; both difficulties are needed. None: `auto` is not offered.
+    #[serde(default)]
+    pub examples: Vec<AutoExample>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoExample {
+    pub text: String,
+    pub difficulty: Difficulty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Difficulty {
+    Easy,
+    Hard,
+}
+
+impl Difficulty {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difficulty::Easy => "easy",
+            Difficulty::Hard => "hard",
+        }
+    }
 }
 
 /// Who may call the API.

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use gateway::{
-    AliasConfig, AliasRoute, AuthConfig, BreakerConfig, RouterConfig, WeightedAlias,
+    AliasConfig, AliasRoute, AuthConfig, AutoConfig, AutoExample, BreakerConfig, Difficulty,
+    RouterConfig, WeightedAlias,
 };
 pub use price::{UsdPerMtok, parse_usd_micro};
 
@@ -58,6 +59,7 @@ pub struct Config {
     pub router: RouterConfig,
     pub breaker: BreakerConfig,
     pub auth: AuthConfig,
+    pub auto: AutoConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +173,20 @@ pub struct AssistantConfig {
     /// Category → model alias or deployment; categories not listed use the prompt's model.
     #[serde(default)]
     pub routes: BTreeMap<Category, String>,
+    /// Answers from a cheap tier that fail validation are asked again of a stronger one.
+    #[serde(default)]
+    pub cascade: Option<CascadeConfig>,
+}
+
+/// The cascade: an answer from `from` without a citation, with figures or names no source
+/// holds, or declining although retrieval was confident, is retried once on `to`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeConfig {
+    pub from: String,
+    pub to: String,
+    /// Retrieval confidence at or above which a "no information" answer counts as a failure.
+    pub decline_confidence: f32,
 }
 
 /// Question classification: keyword rules first, then the nearest centroid of labelled examples.
@@ -399,6 +415,22 @@ impl Config {
         for (category, model) in &self.assistant.routes {
             self.check_model(&format!("assistant.routes.{}", category.as_str()), model)?;
         }
+        if let Some(cascade) = &self.assistant.cascade {
+            self.check_model("assistant.cascade.from", &cascade.from)?;
+            self.check_model("assistant.cascade.to", &cascade.to)?;
+            if cascade.from == cascade.to {
+                return Err(ConfigError::invalid(
+                    "assistant.cascade.to",
+                    "must differ from assistant.cascade.from",
+                ));
+            }
+            if !(0.0..=1.0).contains(&cascade.decline_confidence) {
+                return Err(ConfigError::invalid(
+                    "assistant.cascade.decline_confidence",
+                    "must be between 0 and 1",
+                ));
+            }
+        }
         if !(0.0..=1.0).contains(&self.classifier.min_similarity) {
             return Err(ConfigError::invalid(
                 "classifier.min_similarity",
@@ -491,6 +523,23 @@ impl Config {
         let deployments = self.deployments.keys().map(String::as_str).collect();
         gateway::validate_aliases(&self.aliases, &deployments)?;
         gateway::validate_router(&self.router)?;
+        if self.aliases.contains_key("auto") || self.deployments.contains_key("auto") {
+            return Err(ConfigError::invalid(
+                "aliases.auto",
+                "`auto` is the difficulty-routed model ([auto]); pick another name",
+            ));
+        }
+        self.check_model("auto.embedding_model", &self.auto.embedding_model)?;
+        self.check_model("auto.easy", &self.auto.easy)?;
+        self.check_model("auto.hard", &self.auto.hard)?;
+        let has = |d| self.auto.examples.iter().any(|e| e.difficulty == d);
+        let both = has(Difficulty::Easy) && has(Difficulty::Hard);
+        if !self.auto.examples.is_empty() && !both {
+            return Err(ConfigError::invalid(
+                "auto.examples",
+                "needs examples of both difficulties, easy and hard",
+            ));
+        }
         gateway::validate_breaker(&self.breaker)?;
         if !self.storage.redis_url.is_empty() && !self.storage.redis_url.starts_with("redis://") {
             return Err(ConfigError::invalid(
@@ -651,6 +700,10 @@ mod tests {
             ("[assistant.routes]\nfaq = \"nope\"", "assistant.routes.faq"),
             ("[assistant.routes]\ngossip = \"fast\"", "assistant.routes"),
             (
+                "[assistant.cascade]\nfrom = \"fast\"\nto = \"fast\"\ndecline_confidence = 0.5",
+                "assistant.cascade.to",
+            ),
+            (
                 "[aliases.chat]\ndeployments = [\"minilm\"]\nweights = [1, 2]",
                 "aliases.chat.weights",
             ),
@@ -663,6 +716,11 @@ mod tests {
                 "aliases.a.fallback",
             ),
             ("[router]\nmax_attempts = 0", "router.max_attempts"),
+            ("[auto]\nhard = \"nope\"", "auto.hard"),
+            (
+                "[auto]\nexamples = [{ text = \"x\", difficulty = \"easy\" }]",
+                "auto.examples",
+            ),
             ("[breaker]\nfailure_rate = 0.0", "breaker.failure_rate"),
             ("[auth]\nenabled = true", "auth.master_key"),
             ("[auth]\nmaster_key = \"short\"", "auth.master_key"),

@@ -4,6 +4,7 @@
 //! usage and writes one request-log row, for plain and streamed completions alike.
 
 pub mod access;
+pub mod auto;
 pub mod cost;
 mod failover;
 pub mod health;
@@ -144,6 +145,8 @@ pub struct Gateway {
     policy: RouterConfig,
     local: HashMap<String, Arc<LocalProvider>>,
     access: Arc<Access>,
+    /// The `auto` model; `None` when `[auto]` has no examples.
+    auto: Option<auto::AutoRouter>,
     log: RequestLog,
 }
 
@@ -208,6 +211,8 @@ impl Gateway {
             policy: config.router.clone(),
             local,
             access,
+            auto: (!config.auto.examples.is_empty())
+                .then(|| auto::AutoRouter::new(config.auto.clone())),
             log,
         })
     }
@@ -247,10 +252,14 @@ impl Gateway {
     }
 
     pub fn models(&self) -> Vec<ModelInfo> {
-        let aliases = self.router.aliases().map(|a| ModelInfo {
-            id: a.to_owned(),
-            owned_by: "askacme".into(),
-        });
+        let auto = self.auto.as_ref().map(|_| auto::AUTO);
+        let aliases = auto
+            .into_iter()
+            .chain(self.router.aliases())
+            .map(|a| ModelInfo {
+                id: a.to_owned(),
+                owned_by: "askacme".into(),
+            });
         let deployments = self.deployments.values().map(|d| ModelInfo {
             id: d.name.clone(),
             owned_by: d.provider_name.clone(),
@@ -291,12 +300,12 @@ impl Gateway {
 
     async fn complete_inner(
         &self,
-        request: ChatRequest,
+        mut request: ChatRequest,
         ctx: &RequestContext,
         row: &mut RequestRecord,
     ) -> Result<Completion, GatewayError> {
         validate::chat_request(&request)?;
-        let hold = self.hold(&request.model, &request, ctx).await?;
+        let (hold, decision) = self.admit(&mut request, ctx).await?;
         let started = Instant::now();
         let result = self
             .with_failover(
@@ -311,6 +320,7 @@ impl Gateway {
                 },
             )
             .await;
+        note_auto(row, decision.as_ref());
         row.provider_latency_ms = millis(started.elapsed());
         let (response, deployment) = match result {
             Ok(done) => done,
@@ -338,7 +348,7 @@ impl Gateway {
     /// breaks or is dropped.
     pub async fn stream(
         &self,
-        request: ChatRequest,
+        mut request: ChatRequest,
         ctx: &RequestContext,
     ) -> Result<CompletionStream, GatewayError> {
         let mut row = self.new_row(ctx, &request.model, true);
@@ -349,7 +359,7 @@ impl Gateway {
         let started = Instant::now();
         let opened = async {
             validate::chat_request(&request)?;
-            let hold = self.hold(&request.model, &request, ctx).await?;
+            let (hold, decision) = self.admit(&mut request, ctx).await?;
             let result = self
                 .with_failover(
                     &request.model,
@@ -375,6 +385,7 @@ impl Gateway {
                     },
                 )
                 .await;
+            note_auto(&mut row, decision.as_ref());
             match result {
                 Ok((chunks, deployment)) => Ok((chunks, deployment, hold)),
                 Err(e) => {
@@ -494,23 +505,33 @@ impl Gateway {
         ctx.started + Duration::from_secs(self.policy.request_timeout_secs)
     }
 
-    /// Model allow-list, token limit and budget for a chat request.
-    async fn hold(
+    /// Before a chat request is sent: the caller's model allow-list (for the name asked for),
+    /// `auto` resolved to a tier, then the token limit and the budget hold.
+    async fn admit(
         &self,
-        model: &str,
-        request: &ChatRequest,
+        request: &mut ChatRequest,
         ctx: &RequestContext,
-    ) -> Result<access::Hold, GatewayError> {
-        self.access.check_model(&ctx.caller, model)?;
+    ) -> Result<(access::Hold, Option<auto::AutoDecision>), GatewayError> {
+        self.access.check_model(&ctx.caller, &request.model)?;
+        let decision = match (&self.auto, request.model == auto::AUTO) {
+            (Some(auto), true) => {
+                let decision = auto.decide(self, request, ctx).await?;
+                request.model = decision.model.clone();
+                Some(decision)
+            }
+            _ => None,
+        };
+        let model = &request.model;
         if !self.router.is_alias(model) && !self.deployments.contains_key(model) {
-            return Err(GatewayError::UnknownModel(model.to_owned()));
+            return Err(GatewayError::UnknownModel(model.clone()));
         }
         let prompt = estimate_tokens(request.messages.iter().map(|m| m.text()));
         let completion = request
             .max_output_tokens()
             .unwrap_or(DEFAULT_WORST_CASE_COMPLETION);
         let worst = self.worst_cost(model, prompt, u64::from(completion));
-        self.access.hold(&ctx.caller, prompt, worst).await
+        let hold = self.access.hold(&ctx.caller, prompt, worst).await?;
+        Ok((hold, decision))
     }
 
     /// The most a call could cost on any deployment it might be sent to.
@@ -533,6 +554,16 @@ impl Gateway {
             stream,
             ..RequestRecord::new(&ctx.request_id, ctx.endpoint, model)
         }
+    }
+}
+
+/// Puts the difficulty classifier's decision in front of the routing note.
+fn note_auto(row: &mut RequestRecord, decision: Option<&auto::AutoDecision>) {
+    if let Some(decision) = decision {
+        row.route = Some(match row.route.take() {
+            Some(route) => format!("{decision}; {route}"),
+            None => decision.to_string(),
+        });
     }
 }
 

@@ -2,6 +2,7 @@
 //! configuration (`[kb] embedding_model`, the local MiniLM by default) and every call is logged
 //! and priced like any other.
 
+use crate::models::embedder::normalized;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -69,16 +70,6 @@ impl TextEmbedder for GatewayEmbedder {
         }
         Ok(vectors.into_iter().map(normalized).collect())
     }
-}
-
-/// Unit length (a zero vector stays zero). Remote models do not all return unit vectors; the
-/// indexes assume them.
-pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
 }
 
 /// The text a chunk is searched by, lexically and densely: where it sits (title and headings)

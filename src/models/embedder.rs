@@ -123,3 +123,30 @@ impl Embedder for BertEmbedder {
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+/// Unit length (a zero vector stays zero). Remote models do not all return unit vectors; the
+/// indexes and centroids assume them.
+pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// The normalised mean vector of each label's examples, in order of first appearance: the
+/// nearest-centroid classifiers (question category, request difficulty) are trained with it.
+pub fn centroids<'a, L: PartialEq>(
+    labelled: impl Iterator<Item = (L, &'a Vec<f32>)>,
+) -> Vec<(L, Vec<f32>)> {
+    let mut sums: Vec<(L, Vec<f32>)> = Vec::new();
+    for (label, vector) in labelled {
+        match sums.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, sum)) => sum.iter_mut().zip(vector).for_each(|(s, x)| *s += x),
+            None => sums.push((label, vector.clone())),
+        }
+    }
+    sums.into_iter()
+        .map(|(label, sum)| (label, normalized(sum)))
+        .collect()
+}

@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::config::{Category, ClassifierConfig, ClassifierRule};
 use crate::error::GatewayError;
 use crate::gateway::RequestContext;
-use crate::kb::embed::{TextEmbedder, normalized};
+use crate::kb::embed::TextEmbedder;
+use crate::models::embedder::centroids;
 use crate::models::embedder::cosine;
 
 /// How a label was decided, reported with the answer so misroutes can be traced.
@@ -99,22 +100,6 @@ impl Classifier {
             department_by,
         }
     }
-}
-
-/// The normalised mean vector of each label's examples, in order of first appearance.
-fn centroids<'a, L: PartialEq>(
-    labelled: impl Iterator<Item = (L, &'a Vec<f32>)>,
-) -> Vec<(L, Vec<f32>)> {
-    let mut sums: Vec<(L, Vec<f32>)> = Vec::new();
-    for (label, vector) in labelled {
-        match sums.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, sum)) => sum.iter_mut().zip(vector).for_each(|(s, x)| *s += x),
-            None => sums.push((label, vector.clone())),
-        }
-    }
-    sums.into_iter()
-        .map(|(label, sum)| (label, normalized(sum)))
-        .collect()
 }
 
 fn nearest<'a, L>(centroids: &'a [(L, Vec<f32>)], query: &[f32], min: f32) -> Option<&'a L> {

@@ -1,9 +1,11 @@
 //! The assistant: `Assistant::handle` takes a question through every stage, top to bottom:
-//! input check → embed → classify → retrieve → route → generate (through the gateway) →
-//! grounding → citations → answer. Each stage is a module with one entry point, runs in its own tracing
+//! input check → embed → classify → retrieve → route → generate (through the gateway; with a
+//! cascade, a failing cheap answer is asked again of the strong tier) → grounding → citations
+//! → answer. Each stage is a module with one entry point, runs in its own tracing
 //! span, and reports its latency in the answer.
 
 pub mod answer;
+pub mod cascade;
 pub mod classify;
 pub mod grounding;
 pub mod retrieve;
@@ -47,6 +49,13 @@ impl From<AnswerError> for AskError {
             AnswerError::Gateway(e) => AskError::Gateway(e),
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Escalation {
+    /// The tier whose answer failed validation.
+    pub from: String,
+    pub reason: cascade::EscalationReason,
 }
 
 /// `POST /v1/ask`'s body.
@@ -123,8 +132,10 @@ pub struct AskResponse {
     /// Figures and names in the model's answer that no source contains; when there are any,
     /// the answer was replaced by `no_answer`.
     pub ungrounded: Vec<String>,
-    /// Alias or deployment asked; `None` when no model was called.
+    /// Alias or deployment that answered; `None` when no model was called.
     pub model: Option<String>,
+    /// Set when the cascade found the cheap tier's answer wanting and asked the strong tier.
+    pub escalation: Option<Escalation>,
     pub deployment: Option<String>,
     pub prompt_version: String,
     pub cache: &'static str,
@@ -258,6 +269,7 @@ impl Assistant {
             retrieval_confidence: retrieved.retrieval.confidence,
             ungrounded: Vec::new(),
             model: None,
+            escalation: None,
             deployment: None,
             prompt_version: prompt.id(),
             cache: "miss",
@@ -283,25 +295,61 @@ impl Assistant {
         };
         lap(&mut stages.route);
 
-        let completion = answer::generate(
-            &self.gateway,
-            Generation {
-                registry: &self.prompts,
-                prompt,
-                model,
+        // What the model is shown: titles and headings as well as the text.
+        let shown: Vec<String> = hits
+            .iter()
+            .map(|h| {
+                passage(
+                    &h.chunk.title,
+                    &h.chunk.chunk.heading_path,
+                    &h.chunk.chunk.text,
+                )
+            })
+            .collect();
+        let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+        let generation = |model| Generation {
+            registry: &self.prompts,
+            prompt,
+            model,
+            question: &question,
+            category: classification.category.as_str(),
+            department: classification.department.as_deref(),
+            hits: &hits,
+        };
+        let mut completion = answer::generate(&self.gateway, generation(model), ctx)
+            .instrument(tracing::debug_span!("generate", model))
+            .await?;
+        let mut model = model;
+        let mut cost_micro_usd = completion.cost_micro_usd;
+        let mut usage = completion.response.usage.unwrap_or_default();
+        if let Some(cascade) = self.config.cascade.as_ref().filter(|c| c.from == model) {
+            let evidence = cascade::Evidence {
                 question: &question,
-                category: classification.category.as_str(),
-                department: classification.department.as_deref(),
-                hits: &hits,
-            },
-            ctx,
-        )
-        .instrument(tracing::debug_span!("generate", model))
-        .await?;
+                shown: &shown,
+                retrieval_confidence: retrieved.retrieval.confidence,
+                decline_confidence: cascade.decline_confidence,
+            };
+            if let Some(reason) = cascade::failure(&completion.response.text(), &evidence) {
+                tracing::info!(from = model, to = %cascade.to, reason = reason.as_str(), "cascade: escalating");
+                let escalated = ctx.child("escalate", ctx.endpoint);
+                completion = answer::generate(&self.gateway, generation(&cascade.to), &escalated)
+                    .instrument(tracing::debug_span!("generate", model = cascade.to))
+                    .await?;
+                let second = completion.response.usage.unwrap_or_default();
+                usage.prompt_tokens += second.prompt_tokens;
+                usage.completion_tokens += second.completion_tokens;
+                usage.total_tokens += second.total_tokens;
+                cost_micro_usd += completion.cost_micro_usd;
+                response.escalation = Some(Escalation {
+                    from: model.to_owned(),
+                    reason,
+                });
+                model = &cascade.to;
+            }
+        }
         lap(&mut stages.generate);
 
         let text = completion.response.text();
-        let usage = completion.response.usage.unwrap_or_default();
         response.model = Some(model.to_owned());
         response.deployment = Some(completion.deployment.clone());
         response.usage = AskUsage {
@@ -309,8 +357,8 @@ impl Assistant {
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens,
         };
-        response.cost_micro_usd = completion.cost_micro_usd;
-        response.cost_usd = completion.cost_micro_usd as f64 / 1e6;
+        response.cost_micro_usd = cost_micro_usd;
+        response.cost_usd = cost_micro_usd as f64 / 1e6;
         let text = text.trim();
         if let Some(reply) = answer::decline(text) {
             response.answer = reply.to_owned();
@@ -322,18 +370,6 @@ impl Assistant {
 
         response.ungrounded = {
             let _span = tracing::debug_span!("grounding").entered();
-            // What the model was shown: titles and headings as well as the text.
-            let shown: Vec<String> = hits
-                .iter()
-                .map(|h| {
-                    passage(
-                        &h.chunk.title,
-                        &h.chunk.chunk.heading_path,
-                        &h.chunk.chunk.text,
-                    )
-                })
-                .collect();
-            let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
             grounding::ungrounded(text, &question, &shown)
         };
         lap(&mut stages.grounding);

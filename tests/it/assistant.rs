@@ -9,15 +9,15 @@ use askacme::kb::embed::GatewayEmbedder;
 use askacme::kb::ingest::ingest;
 use serde_json::{Value, json};
 
-use crate::harness::{App, request_id};
+use crate::harness::{App, Fake, request_id};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// An app whose knowledge base holds the sample handbook.
-async fn handbook_app() -> App {
-    let app = App::spawn("").await;
+async fn handbook_app(extra: &str) -> App {
+    let app = App::spawn(extra).await;
     let embedder = GatewayEmbedder::new(app.state.gateway.clone(), "embed");
     let db = app.state.gateway.request_log().database().clone();
     let report = ingest(
@@ -35,7 +35,7 @@ async fn handbook_app() -> App {
 
 #[tokio::test]
 async fn hybrid_retrieval_beats_bm25_and_dense_alone_on_the_labelled_handbook_questions() {
-    let app = handbook_app().await;
+    let app = handbook_app("").await;
     let assistant = app.state.assistant().await.unwrap();
     let set = LabelledSet::load(&repo("evals/handbook_questions.toml")).unwrap();
     assert!(set.questions.len() >= 40);
@@ -80,7 +80,7 @@ fn cited_paths(answer: &Value) -> Vec<String> {
 /// The seed's three regression cases, with the default answering model.
 #[tokio::test]
 async fn the_assistant_answers_from_the_handbook_with_citations_and_declines_the_rest() {
-    let app = handbook_app().await;
+    let app = handbook_app("").await;
 
     let (status, id, answer) = ask(&app, json!({"question": "How long is parental leave?"})).await;
     assert_eq!(status, 200, "{answer}");
@@ -161,7 +161,7 @@ async fn the_assistant_answers_from_the_handbook_with_citations_and_declines_the
 
 #[tokio::test]
 async fn bad_questions_get_a_400_naming_the_field() {
-    let app = handbook_app().await;
+    let app = handbook_app("").await;
     let cases = [
         (json!({"question": "   "}), "question"),
         (json!({"question": "x".repeat(2001)}), "question"),
@@ -262,7 +262,7 @@ async fn the_cli_ingests_and_answers_with_the_api_json() {
     let plain = askacme(&["ask", question]);
     assert!(plain.contains("I don't have that information"), "{plain}");
 
-    let app = handbook_app().await;
+    let app = handbook_app("").await;
     let (_, _, api) = ask(&app, json!({ "question": question })).await;
     let keys = |v: &Value| {
         v.as_object()
@@ -273,4 +273,52 @@ async fn the_cli_ingests_and_answers_with_the_api_json() {
     };
     assert_eq!(keys(&cli), keys(&api));
     assert_eq!(cli["retrieval_confidence"], api["retrieval_confidence"]);
+}
+
+#[tokio::test]
+async fn the_cascade_escalates_a_failing_cheap_answer_to_the_strong_tier() {
+    let (fake, addr) = Fake::spawn().await;
+    // Every category goes to the cheap tier, whose fake answers "16 weeks" without a citation;
+    // the strong tier's fake answers with the handbook's figure and a citation.
+    let routes: String = [
+        "policy_lookup",
+        "faq",
+        "schedule",
+        "comparison",
+        "analysis",
+        "multi_step",
+    ]
+    .iter()
+    .map(|c| format!("{c} = \"cheap\"\n"))
+    .collect();
+    let extra = format!(
+        "[providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
+         [deployments.cheap-fake]\nprovider = \"ai\"\nmodel = \"ok\"\nprice = {{ input = 0.1, output = 0.1 }}\n\
+         [deployments.strong-fake]\nprovider = \"ai\"\nmodel = \"cited\"\nprice = {{ input = 1, output = 1 }}\n\
+         [aliases]\ncheap = [\"cheap-fake\"]\nbetter = [\"strong-fake\"]\n\
+         [assistant.routes]\n{routes}\
+         [assistant.cascade]\nfrom = \"cheap\"\nto = \"better\"\ndecline_confidence = 0.5\n"
+    );
+    let app = handbook_app(&extra).await;
+    let (status, id, answer) = ask(&app, json!({"question": "How long is parental leave?"})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "success", "{answer}");
+    assert!(
+        answer["answer"].as_str().unwrap().contains("20 weeks"),
+        "{answer}"
+    );
+    assert_eq!(answer["model"], "better");
+    assert_eq!(answer["escalation"]["from"], "cheap");
+    assert_eq!(answer["escalation"]["reason"], "no_citation");
+    assert_eq!(fake.count("ok"), 1);
+    assert_eq!(fake.count("cited"), 1);
+    // Both calls are logged and both are paid for: the escalation is its own row.
+    let cheap = app.log_row(&id).await;
+    let strong = app.log_row(&format!("{id}.escalate")).await;
+    assert_eq!(cheap.deployment.as_deref(), Some("cheap-fake"));
+    assert_eq!(strong.deployment.as_deref(), Some("strong-fake"));
+    assert_eq!(
+        answer["cost_micro_usd"].as_u64().unwrap(),
+        cheap.cost_micro_usd + strong.cost_micro_usd
+    );
 }

@@ -309,9 +309,15 @@ async fn openai_chat(
         events.push("data: [DONE]\n\n".into());
         return sse_body(events);
     }
+    // `cited` answers like a good assistant: the handbook's figure, with a citation.
+    let content = if model == "cited" {
+        "Employees get 20 weeks of parental leave at full pay [1].".to_owned()
+    } else {
+        words.concat()
+    };
     let mut r = base;
     r["object"] = json!("chat.completion");
-    r["choices"] = json!([{"index": 0, "message": {"role": "assistant", "content": words.concat()}, "finish_reason": "stop"}]);
+    r["choices"] = json!([{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]);
     r["usage"] = usage;
     r["system_fingerprint"] = json!("fp_fake");
     axum::Json(r).into_response()

@@ -284,3 +284,39 @@ async fn a_stream_that_fails_before_its_first_byte_falls_back_unseen() {
         "{route}"
     );
 }
+
+#[tokio::test]
+async fn auto_sends_easy_and_hard_requests_to_their_tiers_and_logs_why() {
+    // The difficulty classifier embeds with the local MiniLM; the tiers are fakes.
+    let extra = "[aliases]\neasy-tier = [\"ok\"]\nhard-tier = [\"cited\"]\n\
+                 [auto]\neasy = \"easy-tier\"\nhard = \"hard-tier\"\n";
+    let (app, fake) = app(&["ok", "cited"], extra).await;
+    for (question, tier, upstream) in [
+        (
+            "How many vacation days do I get per year?",
+            "easy-tier",
+            "ok",
+        ),
+        (
+            "Compare the remote work policy with the office policy, analyse the trade-offs for \
+             a new team and plan the rollout step by step.",
+            "hard-tier",
+            "cited",
+        ),
+    ] {
+        let before = fake.count(upstream);
+        let response = app
+            .post(
+                "/v1/chat/completions",
+                json!({"model": "auto", "messages": [{"role": "user", "content": question}]}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{question}");
+        assert_eq!(fake.count(upstream), before + 1, "{question} → {upstream}");
+        let row = app.log_row(&request_id(&response)).await;
+        assert_eq!(row.requested_model, "auto");
+        let route = row.route.unwrap();
+        assert!(route.starts_with(&format!("auto → {tier} (")), "{route}");
+        assert!(route.contains("score"), "{route}");
+    }
+}
