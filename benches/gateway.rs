@@ -2,14 +2,21 @@
 //!
 //! 1. Gateway added latency: the same request sent straight to a local fake OpenAI upstream and
 //!    through `askacme serve` (a separate release process) to that upstream, at concurrency 1
-//!    and 8; requests per second; the server's RSS.
-//! 2. Local generation: prefill and decode tokens/s per GGUF model, ours (wall clock) beside
+//!    and 8; requests per second; the server's RSS. Then the same through servers with auth,
+//!    per-key RPM/TPM limits and a budget on (limits in process, and in Redis when one answers
+//!    at `ASKACME_BENCH_REDIS_URL`, default redis://127.0.0.1:6379).
+//! 2. A fault scenario: one of two deployments fails half its requests; success rate, latency
+//!    and upstream calls per request with and without the gateway's retries, failover and
+//!    breakers.
+//! 3. Local generation: prefill and decode tokens/s per GGUF model, ours (wall clock) beside
 //!    llama.cpp's own counters for the same run.
-//! 3. MiniLM embedding throughput and single-query latency.
+//! 4. MiniLM embedding throughput and single-query latency.
 //!
 //! `ASKACME_BENCH_REQUESTS` (default 2000) sets the requests per latency run.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use askacme::config::Config;
@@ -19,7 +26,9 @@ use askacme::models::generator::{
     ChatTurn, GenerationEvent, GeneratorOptions, GgufGenerator, SamplingParams,
 };
 use axum::Router;
-use axum::routing::post;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// Set in the child process that plays the upstream, so that the direct path and the gateway
@@ -37,6 +46,7 @@ fn main() {
         return;
     }
     runtime.block_on(gateway_overhead());
+    runtime.block_on(fault_scenario());
     local_generation();
     embeddings();
 }
@@ -45,16 +55,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The upstream: answers every chat request, except that model `flaky` fails half of them
+/// with 503 at random. `GET /calls` counts the chat requests received.
 async fn serve_fake_upstream(port: u16) {
     let response = json!({
         "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "bench",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Parental leave is 16 weeks."}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28}
     });
-    let app = Router::new().route(
-        "/v1/chat/completions",
-        post(move || async move { axum::Json(response) }),
-    );
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = calls.clone();
+    let app = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let response = response.clone();
+                counter.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    if body["model"] == "flaky" && fastrand::bool() {
+                        return (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response();
+                    }
+                    axum::Json(response).into_response()
+                }
+            }),
+        )
+        .route(
+            "/calls",
+            get(move || async move { calls.load(Ordering::Relaxed).to_string() }),
+        );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
@@ -90,46 +118,157 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Latencies (ms, sorted), wall time, and server-reported overheads of `total` requests.
+/// What a run of requests measured.
+struct Run {
+    /// Milliseconds, sorted.
+    latencies: Vec<f64>,
+    /// Server-reported `x-askacme-overhead-ms`, sorted.
+    overheads: Vec<f64>,
+    successes: usize,
+    wall: Duration,
+}
+
+impl Run {
+    fn p(&self, q: f64) -> f64 {
+        percentile(&self.latencies, q)
+    }
+
+    fn per_sec(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// `total` chat requests at `concurrency`, each for `models()`'s pick, with an optional key.
 async fn run(
     client: &reqwest::Client,
     url: &str,
     total: usize,
     concurrency: usize,
-) -> (Vec<f64>, Duration, Vec<f64>) {
-    let body = json!({"model": "bench", "messages": [{"role": "user", "content": "How long is parental leave?"}]});
+    key: Option<&str>,
+    models: fn() -> &'static str,
+) -> Run {
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, url, body) = (client.clone(), url.to_owned(), body.clone());
+            let (client, url) = (client.clone(), url.to_owned());
+            let key = key.map(str::to_owned);
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut overheads = Vec::new();
+                let mut successes = 0;
                 for _ in 0..total / concurrency {
+                    let body = json!({"model": models(), "messages": [{"role": "user", "content": "How long is parental leave?"}]});
                     let t = Instant::now();
-                    let response = client.post(&url).json(&body).send().await.unwrap();
-                    assert!(response.status().is_success(), "{}", response.status());
+                    let mut request = client.post(&url).json(&body);
+                    if let Some(key) = &key {
+                        request = request.bearer_auth(key);
+                    }
+                    let response = request.send().await.unwrap();
+                    successes += usize::from(response.status().is_success());
                     if let Some(v) = response.headers().get("x-askacme-overhead-ms") {
                         overheads.push(v.to_str().unwrap().parse::<f64>().unwrap());
                     }
-                    let _: Value = response.json().await.unwrap();
+                    let _: Value = response.json().await.unwrap_or(Value::Null);
                     latencies.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
-                (latencies, overheads)
+                (latencies, overheads, successes)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    let mut overheads = Vec::new();
+    let mut out = Run {
+        latencies: Vec::new(),
+        overheads: Vec::new(),
+        successes: 0,
+        wall: Duration::ZERO,
+    };
     for task in tasks {
-        let (l, o) = task.await.unwrap();
-        latencies.extend(l);
-        overheads.extend(o);
+        let (l, o, s) = task.await.unwrap();
+        out.latencies.extend(l);
+        out.overheads.extend(o);
+        out.successes += s;
     }
-    let wall = started.elapsed();
-    latencies.sort_by(f64::total_cmp);
-    overheads.sort_by(f64::total_cmp);
-    (latencies, wall, overheads)
+    out.wall = started.elapsed();
+    out.latencies.sort_by(f64::total_cmp);
+    out.overheads.sort_by(f64::total_cmp);
+    out
+}
+
+fn bench_model() -> &'static str {
+    "bench"
+}
+
+/// The fake upstream in its own process, on `port`.
+async fn start_upstream(client: &reqwest::Client, port: u16) -> (Server, String) {
+    let server = Server(
+        Command::new(std::env::current_exe().unwrap())
+            .env(UPSTREAM_ROLE, port.to_string())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(client, &format!("{url}/calls")).await;
+    (server, url)
+}
+
+/// `askacme serve` (release) on `port` with `extra` config over a fake upstream at `upstream`,
+/// its data in `dir`; returns the process and the base URL once ready.
+async fn start_gateway(
+    client: &reqwest::Client,
+    dir: &std::path::Path,
+    port: u16,
+    upstream: &str,
+    storage: &str,
+    extra: &str,
+) -> (Server, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("askacme.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nwarm_up = []\n[storage]\ndata_dir = {:?}\n{storage}[providers.fake]\nkind = \"openai\"\nbase_url = \"{upstream}/v1\"\n\
+             [deployments.bench]\nprovider = \"fake\"\nmodel = \"bench\"\nprice = {{ input = 2.5, output = 10 }}\n{extra}",
+            dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_askacme"))
+            .args(["--config", config.to_str().unwrap(), "serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(client, &format!("{base}/readyz")).await;
+    (server, base)
+}
+
+/// Creates a virtual key with the CLI against the config in `dir`.
+fn create_key(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_askacme"))
+        .arg("--config")
+        .arg(dir.join("askacme.toml"))
+        .args(["keys", "create", "--name", "bench"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+const MASTER_KEY: &str = "sk-bench-master-key-0123456789";
+
+async fn redis_answers(url: &str) -> bool {
+    let Some(address) = url.strip_prefix("redis://") else {
+        return false;
+    };
+    let address = address.split('/').next().unwrap_or(address);
+    tokio::net::TcpStream::connect(address).await.is_ok()
 }
 
 async fn gateway_overhead() {
@@ -137,78 +276,178 @@ async fn gateway_overhead() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let base_port = 20000 + (std::process::id() % 20000) as u16;
-    let upstream = format!("http://127.0.0.1:{base_port}");
-    let _upstream = Server(
-        Command::new(std::env::current_exe().unwrap())
-            .env(UPSTREAM_ROLE, base_port.to_string())
-            .spawn()
-            .unwrap(),
-    );
-    let dir = std::env::temp_dir().join(format!("askacme-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("askacme.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nwarm_up = []\n[storage]\ndata_dir = {:?}\n[providers.fake]\nkind = \"openai\"\nbase_url = \"{upstream}/v1\"\n\
-             [deployments.bench]\nprovider = \"fake\"\nmodel = \"bench\"\nprice = {{ input = 2.5, output = 10 }}\n",
-            dir.display().to_string()
-        ),
-    )
-    .unwrap();
-    let port = base_port + 1;
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_askacme"))
-            .args([
-                "--config",
-                config.to_str().unwrap(),
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
     let client = reqwest::Client::new();
-    let gateway = format!("http://127.0.0.1:{port}");
-    wait_ready(&client, &format!("{gateway}/readyz")).await;
-    wait_ready(&client, &upstream).await;
+    let base_port = 20000 + (std::process::id() % 20000) as u16;
+    let (_upstream, upstream) = start_upstream(&client, base_port).await;
+    let root = std::env::temp_dir().join(format!("askacme-bench-{}", std::process::id()));
+    let redis_url = std::env::var("ASKACME_BENCH_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let auth = format!("[auth]\nenabled = true\nmaster_key = \"{MASTER_KEY}\"\n");
+    let redis = format!("redis_url = \"{redis_url}\"\n");
+    // Limits far above what the runs send, so every request pays for the checks and none is
+    // refused.
+    const LIMITS: &[&str] = &["--rpm", "100000000", "--tpm", "100000000000"];
+    const LIMITS_AND_BUDGET: &[&str] = &[
+        "--rpm",
+        "100000000",
+        "--tpm",
+        "100000000000",
+        "--budget-usd",
+        "1000000",
+    ];
+    let mut variants: Vec<(&str, String, String, Option<&[&str]>)> = vec![
+        ("off", String::new(), String::new(), None),
+        ("virtual key", String::new(), auth.clone(), Some(&[])),
+        ("key + RPM/TPM", String::new(), auth.clone(), Some(LIMITS)),
+        (
+            "key + RPM/TPM + budget",
+            String::new(),
+            auth.clone(),
+            Some(LIMITS_AND_BUDGET),
+        ),
+    ];
+    if redis_answers(&redis_url).await {
+        variants.push((
+            "key + RPM/TPM in Redis + budget",
+            redis,
+            auth.clone(),
+            Some(LIMITS_AND_BUDGET),
+        ));
+    }
     let direct_url = format!("{upstream}/v1/chat/completions");
-    let gateway_url = format!("{gateway}/v1/chat/completions");
-    // Warm up connections and caches on both paths.
-    run(&client, &direct_url, 200, 8).await;
-    run(&client, &gateway_url, 200, 8).await;
+    run(&client, &direct_url, 200, 8, None, bench_model).await;
 
     println!(
         "## Gateway added latency ({total} requests per row, fake upstream in its own process on loopback)\n"
     );
     println!(
-        "| concurrency | direct p50 ms | direct p99 ms | via gateway p50 ms | via gateway p99 ms | added p50 ms | added p99 ms | server overhead p50 ms | gateway req/s |"
+        "| access control | concurrency | direct p50 ms | direct p99 ms | via gateway p50 ms | via gateway p99 ms | added p50 ms | added p99 ms | server overhead p50 ms | gateway req/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for concurrency in [1, 8] {
-        let (direct, _, _) = run(&client, &direct_url, total, concurrency).await;
-        let (via, wall, overheads) = run(&client, &gateway_url, total, concurrency).await;
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut rss = Vec::new();
+    for (i, (label, storage, extra, key_args)) in variants.iter().enumerate() {
+        let dir = root.join(format!("variant{i}"));
+        let port = base_port + 1 + i as u16;
+        let (server, gateway) = start_gateway(&client, &dir, port, &upstream, storage, extra).await;
+        let key = key_args.map(|args| create_key(&dir, args));
+        let gateway_url = format!("{gateway}/v1/chat/completions");
+        run(&client, &gateway_url, 200, 8, key.as_deref(), bench_model).await;
+        for concurrency in [1, 8] {
+            let direct = run(&client, &direct_url, total, concurrency, None, bench_model).await;
+            let via = run(
+                &client,
+                &gateway_url,
+                total,
+                concurrency,
+                key.as_deref(),
+                bench_model,
+            )
+            .await;
+            assert_eq!(
+                via.successes,
+                via.latencies.len(),
+                "{label}: every request answered"
+            );
+            println!(
+                "| {label} | {concurrency} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} |",
+                direct.p(0.5),
+                direct.p(0.99),
+                via.p(0.5),
+                via.p(0.99),
+                via.p(0.5) - direct.p(0.5),
+                via.p(0.99) - direct.p(0.99),
+                percentile(&via.overheads, 0.5),
+                via.per_sec(),
+            );
+        }
+        rss.push(format!("{label}: {:.1} MB", rss_mb(server.0.id())));
+    }
+    println!("\nserver RSS after the runs: {}\n", rss.join("; "));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A fault-scenario row: its label, the config laid over the base, and how requests pick
+/// their model.
+type Scenario = (&'static str, String, fn() -> &'static str);
+
+/// Half the time the healthy deployment, half the flaky one: what a caller without failover
+/// gets when it spreads its traffic over both.
+fn either_deployment() -> &'static str {
+    if fastrand::bool() { "good" } else { "flaky" }
+}
+
+fn pair_alias() -> &'static str {
+    "pair"
+}
+
+async fn fault_scenario() {
+    let total: usize = 2000;
+    let client = reqwest::Client::new();
+    let base_port = 40000 + (std::process::id() % 20000) as u16;
+    let (_upstream, upstream) = start_upstream(&client, base_port).await;
+    let calls = || async {
+        client
+            .get(format!("{upstream}/calls"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let deployments = "[deployments.good]\nprovider = \"fake\"\nmodel = \"good\"\n\
+                       [deployments.flaky]\nprovider = \"fake\"\nmodel = \"flaky\"\n\
+                       [aliases.pair]\ndeployments = [\"good\", \"flaky\"]\n";
+    let root = std::env::temp_dir().join(format!("askacme-bench-faults-{}", std::process::id()));
+    let scenarios: [Scenario; 3] = [
+        (
+            "no retry, no failover: each request to one deployment at random",
+            format!("{deployments}[router]\nmax_attempts = 1\n[breaker]\nmin_requests = 1000000\n"),
+            either_deployment,
+        ),
+        (
+            "alias with failover, no retry, breaker off",
+            format!("{deployments}[router]\nmax_attempts = 1\n[breaker]\nmin_requests = 1000000\n"),
+            pair_alias,
+        ),
+        (
+            "alias with defaults: retries + failover + breaker",
+            deployments.to_owned(),
+            pair_alias,
+        ),
+    ];
+    println!(
+        "## Fault scenario: one of two deployments fails 50% of its requests ({total} requests, concurrency 8)\n"
+    );
+    println!("| gateway setup | success rate | p50 ms | p99 ms | upstream calls per request |");
+    println!("|---|---|---|---|---|");
+    for (i, (label, extra, models)) in scenarios.into_iter().enumerate() {
+        let dir = root.join(format!("scenario{i}"));
+        let (_server, gateway) = start_gateway(
+            &client,
+            &dir,
+            base_port + 1 + i as u16,
+            &upstream,
+            "",
+            &extra,
+        )
+        .await;
+        let url = format!("{gateway}/v1/chat/completions");
+        let before = calls().await;
+        let result = run(&client, &url, total, 8, None, models).await;
+        let upstream_calls = calls().await - before;
         println!(
-            "| {concurrency} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} |",
-            percentile(&direct, 0.5),
-            percentile(&direct, 0.99),
-            percentile(&via, 0.5),
-            percentile(&via, 0.99),
-            percentile(&via, 0.5) - percentile(&direct, 0.5),
-            percentile(&via, 0.99) - percentile(&direct, 0.99),
-            percentile(&overheads, 0.5),
-            via.len() as f64 / wall.as_secs_f64(),
+            "| {label} | {:.1}% | {:.3} | {:.3} | {:.2} |",
+            100.0 * result.successes as f64 / result.latencies.len() as f64,
+            result.p(0.5),
+            result.p(0.99),
+            upstream_calls as f64 / result.latencies.len() as f64,
         );
     }
-    println!(
-        "\nserver RSS after the runs: {:.1} MB\n",
-        rss_mb(server.0.id())
-    );
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 const RAG_PROMPT: &str = "Answer only from the context and cite the section.\n\nContext:\n\

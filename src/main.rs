@@ -247,14 +247,22 @@ async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
         }
         KeysCommand::List => {
             println!(
-                "{:<38} {:<16} {:<15} {:>7} {:>9} {:>14} {:>14}  {:<8} models",
-                "id", "name", "prefix", "rpm", "tpm", "budget_usd", "spent_usd", "status"
+                "{:<38} {:<16} {:<15} {:>7} {:>9} {:>14} {:>14} {:>12}  {:<8} models",
+                "id",
+                "name",
+                "prefix",
+                "rpm",
+                "tpm",
+                "budget_usd",
+                "spent_usd",
+                "held_usd",
+                "status"
             );
-            let usd = |m: u64| format!("{}.{:06}", m / 1_000_000, m % 1_000_000);
+            let usd = askacme::config::format_usd_micro;
             let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
             for key in db.keys().await? {
                 println!(
-                    "{:<38} {:<16} {:<15} {:>7} {:>9} {:>14} {:>14}  {:<8} {}",
+                    "{:<38} {:<16} {:<15} {:>7} {:>9} {:>14} {:>14} {:>12}  {:<8} {}",
                     key.id,
                     key.name,
                     key.key_prefix,
@@ -262,6 +270,7 @@ async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
                     or_dash(key.tpm.map(|v| v.to_string())),
                     or_dash(key.budget_micro_usd.map(usd)),
                     usd(key.spent_micro_usd),
+                    usd(key.reserved_micro_usd),
                     if key.revoked_at_ms.is_some() {
                         "revoked"
                     } else {

@@ -140,6 +140,9 @@ pub struct AuthConfig {
     /// A literal key or `env::NAME`; serves every model without limits and opens `/admin`.
     #[serde(default)]
     pub master_key: Option<String>,
+    /// How long a valid key is trusted without reading the database again (0 = every
+    /// request reads it); a revocation reaches running servers within this time.
+    pub key_cache_ms: u64,
 }
 
 pub(super) fn validate_router(router: &RouterConfig) -> Result<(), ConfigError> {

@@ -17,7 +17,7 @@ pub use gateway::{
     AliasConfig, AliasRoute, AuthConfig, AutoConfig, AutoExample, BreakerConfig, Difficulty,
     RouterConfig, WeightedAlias,
 };
-pub use price::{UsdPerMtok, parse_usd_micro};
+pub use price::{UsdPerMtok, format_usd_micro, parse_usd_micro};
 
 const DEFAULT_CONFIG: &str = include_str!("default.toml");
 

@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Deserializer};
 
+/// Micro-dollars as a USD amount with all six decimals: `1.250000`.
+pub fn format_usd_micro(micro: u64) -> String {
+    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}
+
 /// `"10"`, `"0.25"`, `"$3.5"` → micro-dollars, exactly (no float rounding).
 pub fn parse_usd_micro(text: &str) -> Result<u64, String> {
     let bad = || format!("`{text}` is not an amount in USD (e.g. 10 or 0.25)");
@@ -61,7 +66,7 @@ impl<'de> Deserialize<'de> for UsdPerMtok {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_usd_micro;
+    use super::{format_usd_micro, parse_usd_micro};
 
     #[test]
     fn usd_amounts_parse_exactly() {
@@ -69,6 +74,7 @@ mod tests {
         assert_eq!(parse_usd_micro("0.25"), Ok(250_000));
         assert_eq!(parse_usd_micro("$3.000001"), Ok(3_000_001));
         assert_eq!(parse_usd_micro(".5"), Ok(500_000));
+        assert_eq!(format_usd_micro(3_000_001), "3.000001");
         for bad in ["", "abc", "-1", "1.2.3", "0.0000001", "1e3"] {
             assert!(parse_usd_micro(bad).is_err(), "{bad}");
         }

@@ -2,11 +2,14 @@
 //! stored hashed), per-key model allow-lists, requests- and tokens-per-minute limits, and hard
 //! budgets held before a call and settled from its actual usage.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use super::limits::{Decision, LimitKind, LimitStore};
+use crate::config::format_usd_micro;
 use crate::error::GatewayError;
 use crate::store::{Database, KeyRecord, NewKey};
 
@@ -42,13 +45,74 @@ impl Caller {
     }
 }
 
-/// Budget and tokens held for one upstream call; `Access::settle` books the actual usage.
-#[derive(Debug, Default)]
+/// Budget and tokens held for one upstream call. `settle` books the actual usage; a hold
+/// dropped unsettled (the caller hung up mid-call, no usage known) releases its reservation.
 pub struct Hold {
-    key_id: Option<String>,
+    booking: Option<Booking>,
+}
+
+struct Booking {
+    access: Arc<Access>,
+    key_id: String,
     tpm: Option<u64>,
     reserved_micro_usd: u64,
     estimated_tokens: u64,
+}
+
+impl Hold {
+    /// A hold on nothing, for callers without limits.
+    fn none() -> Self {
+        Self { booking: None }
+    }
+
+    /// Books the call's actual cost and the tokens beyond the estimate. Failures are logged,
+    /// not returned: the caller already has the answer it paid for.
+    pub async fn settle(mut self, cost_micro_usd: u64, tokens: u64) {
+        if let Some(booking) = self.booking.take() {
+            booking.book(cost_micro_usd, tokens).await;
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(booking) = self.booking.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(booking.book(0, 0));
+        }
+    }
+}
+
+impl Booking {
+    async fn book(self, cost_micro_usd: u64, tokens: u64) {
+        let key_id = &self.key_id;
+        let booked = {
+            let _one_at_a_time = self.access.spend_writes.lock().await;
+            self.access
+                .db
+                .settle_spend(key_id, self.reserved_micro_usd, cost_micro_usd)
+                .await
+        };
+        if let Err(e) = booked {
+            tracing::error!(key_id, error = %e, "cannot book spend");
+        }
+        if let Some(tpm) = self.tpm
+            && tokens > self.estimated_tokens
+            && let Err(e) = self
+                .access
+                .limits
+                .charge(
+                    &format!("{key_id}:tpm"),
+                    tpm,
+                    tokens - self.estimated_tokens,
+                    true,
+                )
+                .await
+        {
+            tracing::error!(key_id, error = %e, "cannot book tokens");
+        }
+    }
 }
 
 pub struct Access {
@@ -56,7 +120,18 @@ pub struct Access {
     master_hash: Option<String>,
     db: Database,
     limits: Arc<dyn LimitStore>,
+    /// Valid keys seen recently, by hash, with when they were read: saves a database read per
+    /// request; a revocation takes effect within `key_cache_ttl`.
+    key_cache: Mutex<HashMap<String, (Instant, Arc<KeyRecord>)>>,
+    key_cache_ttl: Duration,
+    /// Budget writes from this process go one at a time: SQLite serialises writers anyway, and
+    /// queueing here is cheaper than its busy-wait sleeps when the pool's connections collide.
+    spend_writes: tokio::sync::Mutex<()>,
 }
+
+/// Keys kept at most; past it the cache starts afresh (a bound, not an eviction policy:
+/// deployments have far fewer keys).
+const KEY_CACHE_MAX: usize = 10_000;
 
 /// SHA-256 of a key, hex: what the database stores and looks keys up by.
 pub fn hash_key(key: &str) -> String {
@@ -94,6 +169,7 @@ impl Access {
     pub fn new(
         enabled: bool,
         master_key: Option<&str>,
+        key_cache_ttl: Duration,
         db: Database,
         limits: Arc<dyn LimitStore>,
     ) -> Self {
@@ -102,6 +178,27 @@ impl Access {
             master_hash: master_key.map(hash_key),
             db,
             limits,
+            key_cache: Mutex::new(HashMap::new()),
+            key_cache_ttl,
+            spend_writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn cached_key(&self, hash: &str) -> Option<Arc<KeyRecord>> {
+        let cache = self.key_cache.lock().ok()?;
+        let (read_at, key) = cache.get(hash)?;
+        (read_at.elapsed() < self.key_cache_ttl).then(|| key.clone())
+    }
+
+    fn cache_key(&self, hash: String, key: Arc<KeyRecord>) {
+        if self.key_cache_ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut cache) = self.key_cache.lock() {
+            if cache.len() >= KEY_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(hash, (Instant::now(), key));
         }
     }
 
@@ -124,8 +221,15 @@ impl Access {
         if self.master_hash.as_deref() == Some(hash.as_str()) {
             return Ok(Caller::Master);
         }
+        if let Some(key) = self.cached_key(&hash) {
+            return Ok(Caller::Key(key));
+        }
         match self.db.key_by_hash(&hash).await {
-            Ok(Some(key)) if key.revoked_at_ms.is_none() => Ok(Caller::Key(Arc::new(key))),
+            Ok(Some(key)) if key.revoked_at_ms.is_none() => {
+                let key = Arc::new(key);
+                self.cache_key(hash, key.clone());
+                Ok(Caller::Key(key))
+            }
             Ok(_) => Err(GatewayError::Unauthorized(
                 "invalid or revoked API key".into(),
             )),
@@ -179,13 +283,13 @@ impl Access {
     /// Before an upstream call: the tokens-per-minute check on the prompt's estimated size, and
     /// the call's worst-case cost held against the key's budget.
     pub async fn hold(
-        &self,
+        self: &Arc<Self>,
         caller: &Caller,
         estimated_tokens: u64,
         worst_cost_micro_usd: u64,
     ) -> Result<Hold, GatewayError> {
         let Some(key) = caller.key() else {
-            return Ok(Hold::default());
+            return Ok(Hold::none());
         };
         if let Some(tpm) = key.tpm {
             let decision = self
@@ -203,62 +307,38 @@ impl Access {
             }
         }
         if key.budget_micro_usd.is_some() {
-            let held = self
-                .db
-                .reserve_spend(&key.id, worst_cost_micro_usd)
-                .await
-                .map_err(|e| GatewayError::Internal(format!("budget: {e}")))?;
+            let held = {
+                let _one_at_a_time = self.spend_writes.lock().await;
+                self.db.reserve_spend(&key.id, worst_cost_micro_usd).await
+            }
+            .map_err(|e| GatewayError::Internal(format!("budget: {e}")))?;
             if !held {
                 let current = self.db.key(&key.id).await.ok().flatten();
                 let (spent, budget) = current
                     .map(|k| (k.spent_micro_usd + k.reserved_micro_usd, k.budget_micro_usd))
                     .unwrap_or((0, key.budget_micro_usd));
                 return Err(GatewayError::BudgetExceeded(format!(
-                    "key `{}` has spent or holds {} of its {} budget; this request could cost up to {}",
+                    "key `{}` has spent or holds ${} of its ${} budget; this request could cost up to ${}",
                     key.name,
-                    usd(spent),
-                    usd(budget.unwrap_or(0)),
-                    usd(worst_cost_micro_usd)
+                    format_usd_micro(spent),
+                    format_usd_micro(budget.unwrap_or(0)),
+                    format_usd_micro(worst_cost_micro_usd)
                 )));
             }
         }
         Ok(Hold {
-            key_id: Some(key.id.clone()),
-            tpm: key.tpm,
-            reserved_micro_usd: if key.budget_micro_usd.is_some() {
-                worst_cost_micro_usd
-            } else {
-                0
-            },
-            estimated_tokens,
+            booking: Some(Booking {
+                access: self.clone(),
+                key_id: key.id.clone(),
+                tpm: key.tpm,
+                reserved_micro_usd: if key.budget_micro_usd.is_some() {
+                    worst_cost_micro_usd
+                } else {
+                    0
+                },
+                estimated_tokens,
+            }),
         })
-    }
-
-    /// After the call: books its actual cost and the tokens beyond the estimate. Failures here
-    /// are logged, not returned: the caller already has the answer it paid for.
-    pub async fn settle(&self, hold: Hold, cost_micro_usd: u64, tokens: u64) {
-        let Some(key_id) = hold.key_id else { return };
-        if let Err(e) = self
-            .db
-            .settle_spend(&key_id, hold.reserved_micro_usd, cost_micro_usd)
-            .await
-        {
-            tracing::error!(key_id, error = %e, "cannot book spend");
-        }
-        if let Some(tpm) = hold.tpm
-            && tokens > hold.estimated_tokens
-            && let Err(e) = self
-                .limits
-                .charge(
-                    &format!("{key_id}:tpm"),
-                    tpm,
-                    tokens - hold.estimated_tokens,
-                    true,
-                )
-                .await
-        {
-            tracing::error!(key_id, error = %e, "cannot book tokens");
-        }
     }
 
     async fn charge(&self, key: &str, limit: u64, cost: u64) -> Result<Decision, GatewayError> {
@@ -267,8 +347,4 @@ impl Access {
             .await
             .map_err(|e| GatewayError::Unavailable(e.to_string()))
     }
-}
-
-fn usd(micro: u64) -> String {
-    format!("${}.{:06}", micro / 1_000_000, micro % 1_000_000)
 }

@@ -70,8 +70,10 @@ impl BreakerState {
 #[derive(Debug)]
 enum Breaker {
     Closed,
+    /// `adopted`: opened because another instance reported the deployment failing.
     Open {
         until: Instant,
+        adopted: bool,
     },
     /// One probe is out; another is allowed only if it has not reported within a cooldown
     /// (its caller went away), so a lost probe cannot wedge the breaker half-open.
@@ -171,7 +173,7 @@ impl DeploymentHealth {
         let mut inner = self.lock();
         let admission = match inner.breaker {
             Breaker::Closed => Admission::Allowed,
-            Breaker::Open { until } if now < until => Admission::Refused {
+            Breaker::Open { until, .. } if now < until => Admission::Refused {
                 retry_in: until - now,
             },
             Breaker::HalfOpen { probe_sent } if now < probe_sent + cooldown => Admission::Refused {
@@ -208,6 +210,7 @@ impl DeploymentHealth {
                 } else {
                     inner.breaker = Breaker::Open {
                         until: now + Duration::from_secs(self.breaker.cooldown_secs),
+                        adopted: false,
                     };
                 }
             }
@@ -223,10 +226,36 @@ impl DeploymentHealth {
                 {
                     inner.breaker = Breaker::Open {
                         until: now + Duration::from_secs(self.breaker.cooldown_secs),
+                        adopted: false,
                     };
                     tracing::warn!(failures, total, "circuit breaker opened");
                 }
             }
+        }
+    }
+
+    /// How long this instance's own open breaker stays open, to tell other instances; `None`
+    /// when closed, half-open, or open only because another instance said so.
+    pub fn opened_here(&self) -> Option<Duration> {
+        match self.lock().breaker {
+            Breaker::Open {
+                until,
+                adopted: false,
+            } => until.checked_duration_since(Instant::now()),
+            _ => None,
+        }
+    }
+
+    /// Another instance found this deployment failing: a closed breaker opens for `remaining`
+    /// (then probes on its own); one already open or probing is left alone.
+    pub fn adopt_open(&self, remaining: Duration) {
+        let mut inner = self.lock();
+        if matches!(inner.breaker, Breaker::Closed) {
+            inner.breaker = Breaker::Open {
+                until: Instant::now() + remaining,
+                adopted: true,
+            };
+            tracing::warn!(?remaining, "circuit breaker opened by another instance");
         }
     }
 
@@ -263,7 +292,7 @@ impl DeploymentHealth {
         let inner = self.lock();
         let (state, retry_in) = match inner.breaker {
             Breaker::Closed => (BreakerState::Closed, None),
-            Breaker::Open { until } => (
+            Breaker::Open { until, .. } => (
                 BreakerState::Open,
                 Some(until.saturating_duration_since(now).as_secs_f64()),
             ),
@@ -334,6 +363,7 @@ mod tests {
         // Pretend the cooldown passed.
         h.lock().breaker = Breaker::Open {
             until: Instant::now(),
+            adopted: false,
         };
         assert_eq!(h.admit(), Admission::Allowed, "the probe");
         assert_eq!(h.snapshot().state, BreakerState::HalfOpen);
@@ -345,11 +375,35 @@ mod tests {
         assert_eq!(h.snapshot().state, BreakerState::Open, "failed probe");
         h.lock().breaker = Breaker::Open {
             until: Instant::now(),
+            adopted: false,
         };
         assert_eq!(h.admit(), Admission::Allowed);
         h.record(true);
         assert_eq!(h.snapshot().state, BreakerState::Closed, "good probe");
         assert_eq!(h.snapshot().window_failures, 0, "window starts afresh");
+    }
+
+    #[test]
+    fn only_breakers_opened_here_are_shared_and_adoption_does_not_override_a_probe() {
+        let h = health(1, 60);
+        assert_eq!(h.opened_here(), None);
+        h.record(false);
+        assert!(h.opened_here().unwrap() > Duration::from_secs(59));
+
+        let other = health(1, 60);
+        other.adopt_open(Duration::from_secs(5));
+        assert!(matches!(other.admit(), Admission::Refused { .. }));
+        assert_eq!(other.opened_here(), None, "not re-published as its own");
+
+        let probing = health(1, 60);
+        probing.record(false);
+        probing.lock().breaker = Breaker::Open {
+            until: Instant::now(),
+            adopted: false,
+        };
+        assert_eq!(probing.admit(), Admission::Allowed);
+        probing.adopt_open(Duration::from_secs(5));
+        assert_eq!(probing.snapshot().state, BreakerState::HalfOpen);
     }
 
     #[test]

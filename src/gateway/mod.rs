@@ -12,6 +12,7 @@ pub mod limits;
 pub mod log;
 pub mod retry;
 pub mod router;
+mod shared_breakers;
 mod stream;
 mod validate;
 
@@ -79,6 +80,10 @@ pub struct RequestContext {
     pub endpoint: &'static str,
     /// `name@version` of the assistant prompt behind the request, recorded on its log row.
     pub prompt_version: Option<String>,
+    /// The model was chosen by AskAcme's configuration (the assistant's routes, its embedding
+    /// model, `auto`'s classifier), not named by the caller, so the key's model allow-list
+    /// does not apply; its limits and budget still do.
+    pub configured_model: bool,
     pub started: Instant,
 }
 
@@ -89,6 +94,7 @@ impl RequestContext {
             caller: Caller::Open,
             endpoint,
             prompt_version: None,
+            configured_model: false,
             started: Instant::now(),
         }
     }
@@ -105,6 +111,7 @@ impl RequestContext {
             caller: self.caller.clone(),
             endpoint,
             prompt_version: self.prompt_version.clone(),
+            configured_model: true,
             started: Instant::now(),
         }
     }
@@ -284,17 +291,16 @@ impl Gateway {
         request: ChatRequest,
         ctx: &RequestContext,
     ) -> Result<Completion, GatewayError> {
-        let mut row = self.new_row(ctx, &request.model, false);
-        let result = self.complete_inner(request, ctx, &mut row).await;
+        let mut pending = PendingRow::new(&self.log, self.new_row(ctx, &request.model, false), ctx);
+        let result = self.complete_inner(request, ctx, pending.row()).await;
         match &result {
             Ok(completion) => {
                 let usage = completion.response.usage.unwrap_or_default();
-                fill_usage(&mut row, &usage, completion.cost_micro_usd);
+                fill_usage(pending.row(), &usage, completion.cost_micro_usd);
             }
-            Err(e) => fail_row(&mut row, e),
+            Err(e) => fail_row(pending.row(), e),
         }
-        row.latency_ms = millis(ctx.started.elapsed());
-        self.log.record(row);
+        pending.write();
         result
     }
 
@@ -325,14 +331,13 @@ impl Gateway {
         let (response, deployment) = match result {
             Ok(done) => done,
             Err(e) => {
-                self.access.settle(hold, 0, 0).await;
+                hold.settle(0, 0).await;
                 return Err(e);
             }
         };
         let usage = response.usage.unwrap_or_default();
         let cost = deployment.pricing.cost_micro_usd(&usage);
-        self.access
-            .settle(hold, cost, usage.prompt_tokens + usage.completion_tokens)
+        hold.settle(cost, usage.prompt_tokens + usage.completion_tokens)
             .await;
         Ok(Completion {
             response,
@@ -389,7 +394,7 @@ impl Gateway {
             match result {
                 Ok((chunks, deployment)) => Ok((chunks, deployment, hold)),
                 Err(e) => {
-                    self.access.settle(hold, 0, 0).await;
+                    hold.settle(0, 0).await;
                     Err(e)
                 }
             }
@@ -404,7 +409,6 @@ impl Gateway {
                     stream::Settlement {
                         pricing: deployment.pricing,
                         health: deployment.health.clone(),
-                        access: self.access.clone(),
                         hold,
                     },
                     ctx.started,
@@ -428,7 +432,8 @@ impl Gateway {
         request: EmbeddingRequest,
         ctx: &RequestContext,
     ) -> Result<EmbeddingResult, GatewayError> {
-        let mut row = self.new_row(ctx, &request.model, false);
+        let mut pending = PendingRow::new(&self.log, self.new_row(ctx, &request.model, false), ctx);
+        let row = pending.row();
         let started = Instant::now();
         let result = async {
             let inputs = request.input.into_vec();
@@ -444,7 +449,9 @@ impl Gateway {
                     format!("input[{i}]"),
                 ));
             }
-            self.access.check_model(&ctx.caller, &request.model)?;
+            if !ctx.configured_model {
+                self.access.check_model(&ctx.caller, &request.model)?;
+            }
             let estimated = estimate_tokens(inputs.iter());
             let worst = self.worst_cost(&request.model, estimated, 0);
             let hold = self.access.hold(&ctx.caller, estimated, worst).await?;
@@ -454,7 +461,7 @@ impl Gateway {
                     &request.model,
                     self.deadline(ctx),
                     Settle::OnSuccess,
-                    &mut row,
+                    row,
                     |deployment| {
                         let inputs = inputs.clone();
                         async move {
@@ -469,35 +476,33 @@ impl Gateway {
             let (embeddings, deployment) = match result {
                 Ok(done) => done,
                 Err(e) => {
-                    self.access.settle(hold, 0, 0).await;
+                    hold.settle(0, 0).await;
                     return Err(e);
                 }
             };
             let usage = Usage::new(embeddings.prompt_tokens, 0, 0, 0);
             let cost = deployment.pricing.cost_micro_usd(&usage);
-            self.access
-                .settle(hold, cost, usage.prompt_tokens + usage.completion_tokens)
-                .await;
+            hold.settle(cost, usage.prompt_tokens).await;
             Ok((embeddings, cost, usage))
         }
         .await;
         let provider_time = started.elapsed();
+        let row = pending.row();
         row.provider_latency_ms = millis(provider_time);
         let result = match result {
             Ok((embeddings, cost, usage)) => {
-                fill_usage(&mut row, &usage, cost);
+                fill_usage(row, &usage, cost);
                 Ok(EmbeddingResult {
                     embeddings,
                     provider_time,
                 })
             }
             Err(e) => {
-                fail_row(&mut row, &e);
+                fail_row(row, &e);
                 Err(e)
             }
         };
-        row.latency_ms = millis(ctx.started.elapsed());
-        self.log.record(row);
+        pending.write();
         result
     }
 
@@ -512,7 +517,9 @@ impl Gateway {
         request: &mut ChatRequest,
         ctx: &RequestContext,
     ) -> Result<(access::Hold, Option<auto::AutoDecision>), GatewayError> {
-        self.access.check_model(&ctx.caller, &request.model)?;
+        if !ctx.configured_model {
+            self.access.check_model(&ctx.caller, &request.model)?;
+        }
         let decision = match (&self.auto, request.model == auto::AUTO) {
             (Some(auto), true) => {
                 let decision = auto.decide(self, request, ctx).await?;
@@ -577,6 +584,55 @@ fn estimate_tokens(texts: impl Iterator<Item = impl AsRef<str>>) -> u64 {
     texts
         .map(|t| t.as_ref().chars().count() as u64 / 3 + 4)
         .sum()
+}
+
+/// The log row of a plain (non-streamed) call. A caller that hangs up drops the request's
+/// future mid-call; the row is then written on drop, as `cancelled`, so no request that
+/// reached the gateway goes unlogged.
+struct PendingRow<'a> {
+    log: &'a RequestLog,
+    row: RequestRecord,
+    started: Instant,
+    written: bool,
+}
+
+impl<'a> PendingRow<'a> {
+    fn new(log: &'a RequestLog, row: RequestRecord, ctx: &RequestContext) -> Self {
+        Self {
+            log,
+            row,
+            started: ctx.started,
+            written: false,
+        }
+    }
+
+    fn row(&mut self) -> &mut RequestRecord {
+        &mut self.row
+    }
+
+    fn write(mut self) {
+        self.record(None);
+    }
+
+    fn record(&mut self, cancelled: Option<RequestStatus>) {
+        if std::mem::replace(&mut self.written, true) {
+            return;
+        }
+        let mut row = self.row.clone();
+        if let Some(status) = cancelled {
+            row.status = status;
+            // nginx's "client closed request": no response was sent.
+            row.http_status = 499;
+        }
+        row.latency_ms = millis(self.started.elapsed());
+        self.log.record(row);
+    }
+}
+
+impl Drop for PendingRow<'_> {
+    fn drop(&mut self) {
+        self.record(Some(RequestStatus::Cancelled));
+    }
 }
 
 fn millis(d: Duration) -> f64 {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 
-use super::access::{Access, Hold};
+use super::access::Hold;
 use super::health::DeploymentHealth;
 use super::{Pricing, RequestLog, fail_row, fill_usage, millis};
 use crate::error::GatewayError;
@@ -22,7 +22,6 @@ use crate::store::{RequestRecord, RequestStatus};
 pub(super) struct Settlement {
     pub pricing: Pricing,
     pub health: Arc<DeploymentHealth>,
-    pub access: Arc<Access>,
     pub hold: Hold,
 }
 
@@ -85,12 +84,12 @@ impl Tracker {
         self.settlement
             .health
             .record(status != RequestStatus::Error);
-        let Settlement { access, hold, .. } = self.settlement;
+        let hold = self.settlement.hold;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
         // Drop cannot wait, so the booking runs on its own; without a runtime (process exit)
         // there is nobody left to bill.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { access.settle(hold, cost, tokens).await });
+            runtime.spawn(hold.settle(cost, tokens));
         }
         self.row.status = status;
         if let Some(error) = error {

@@ -209,6 +209,7 @@ impl Assistant {
         // Every log row of this question (embedding, re-rank, answer) names the prompt version.
         let ctx = &RequestContext {
             prompt_version: Some(prompt.id()),
+            configured_model: true,
             ..ctx.clone()
         };
         let mut stages = StageLatency::default();

@@ -238,15 +238,23 @@ impl AppState {
         let access = Access::new(
             config.auth.enabled,
             master_key.as_deref(),
+            Duration::from_millis(config.auth.key_cache_ms),
             db.clone(),
             limits,
         );
         let log = crate::gateway::RequestLog::start(db);
-        let gateway = Gateway::from_config(config, log, Arc::new(access))?;
+        let gateway = Arc::new(Gateway::from_config(config, log, Arc::new(access))?);
+        if !config.storage.redis_url.is_empty() {
+            tokio::spawn(
+                gateway
+                    .clone()
+                    .share_breakers(config.storage.redis_url.clone()),
+            );
+        }
         let prompts = Registry::load(&config.prompts)?;
         prompts.active(&config.assistant.prompt)?;
         Ok(Self {
-            gateway: Arc::new(gateway),
+            gateway,
             prompts: Arc::new(prompts),
             config: Arc::new(config.clone()),
             assistant: Arc::new(tokio::sync::OnceCell::new()),

@@ -32,11 +32,20 @@ async fn send(
     key: Option<&str>,
     body: &Value,
 ) -> reqwest::Response {
+    try_send(http, base, key, body).await.unwrap()
+}
+
+async fn try_send(
+    http: &reqwest::Client,
+    base: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
     let mut request = http.post(format!("{base}/v1/chat/completions")).json(body);
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
-    request.send().await.unwrap()
+    request.send().await
 }
 
 async fn create_key(
@@ -96,6 +105,8 @@ async fn keys_are_required_checked_and_revocable() {
     let db = app.state.gateway.request_log().database();
     let id = db.keys().await.unwrap()[0].id.clone();
     assert!(db.revoke_key(&id, 1).await.unwrap());
+    // Valid keys are trusted for `auth.key_cache_ms` (1 s) without a database read.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         send(&app.http, &app.base, Some(&key), &body).await.status(),
         401
@@ -311,10 +322,43 @@ async fn two_processes_sharing_redis_and_the_database_enforce_one_limit() {
     assert_eq!(allowed, 4, "one budget across both instances");
 
     cli(&config_path, &["keys", "revoke", "rpm"]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let revoked = send(&http, &servers[1].base, Some(rpm_key.trim()), &chat("paid")).await;
     assert_eq!(
         revoked.status(),
         401,
-        "a CLI revocation reaches running servers"
+        "a CLI revocation reaches running servers within auth.key_cache_ms"
     );
+}
+
+#[tokio::test]
+async fn a_caller_that_hangs_up_is_logged_as_cancelled_and_its_budget_hold_released() {
+    let (_fake, addr) = Fake::spawn().await;
+    let extra = "[deployments.slow]\nprovider = \"ai\"\nmodel = \"hang\"\nprice = { input = 0, output = 1 }\n";
+    let app = App::spawn(&format!("{}{extra}", config(addr))).await;
+    let key = create_key(&app, None, Some(1_000_000), None).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let abandoned = try_send(&impatient, &app.base, Some(&key), &chat("slow")).await;
+    assert!(abandoned.is_err(), "the client gave up first");
+    let db = app.state.gateway.request_log().database();
+    let mut reserved = u64::MAX;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        reserved = db.keys().await.unwrap()[0].reserved_micro_usd;
+        if reserved == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        reserved, 0,
+        "the hold of the abandoned request was released"
+    );
+    app.state.gateway.request_log().flush().await;
+    let row = &db.recent_requests(1).await.unwrap()[0];
+    assert_eq!(row.status, askacme::store::RequestStatus::Cancelled);
+    assert_eq!(row.http_status, 499);
+    assert_eq!(row.deployment.as_deref(), Some("slow"));
 }

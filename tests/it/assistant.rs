@@ -299,8 +299,32 @@ async fn the_cascade_escalates_a_failing_cheap_answer_to_the_strong_tier() {
          [assistant.routes]\n{routes}\
          [assistant.cascade]\nfrom = \"cheap\"\nto = \"better\"\ndecline_confidence = 0.5\n"
     );
-    let app = handbook_app(&extra).await;
-    let (status, id, answer) = ask(&app, json!({"question": "How long is parental leave?"})).await;
+    let master = "sk-master-for-the-cascade-test";
+    let app = handbook_app(&format!(
+        "{extra}[auth]\nenabled = true\nmaster_key = \"{master}\"\n"
+    ))
+    .await;
+    // A key that may name only `strong`: the assistant's own model choices (embedding, routes,
+    // cascade) are configuration, not the caller's, and its allow-list does not apply to them.
+    let (key, record) = askacme::gateway::access::new_key(
+        "asker",
+        None,
+        None,
+        Some(1_000_000),
+        Some(vec!["strong".into()]),
+    );
+    let db = app.state.gateway.request_log().database();
+    db.create_key(&record, 0).await.unwrap();
+    let response = app
+        .http
+        .post(format!("{}/v1/ask", app.base))
+        .bearer_auth(&key)
+        .json(&json!({"question": "How long is parental leave?"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, id) = (response.status(), request_id(&response));
+    let answer: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "success", "{answer}");
     assert!(
@@ -320,5 +344,13 @@ async fn the_cascade_escalates_a_failing_cheap_answer_to_the_strong_tier() {
     assert_eq!(
         answer["cost_micro_usd"].as_u64().unwrap(),
         cheap.cost_micro_usd + strong.cost_micro_usd
+    );
+    assert_eq!(cheap.key_id.as_deref(), Some(record.id.as_str()));
+    // The key paid for everything the question cost (embedding included).
+    app.state.gateway.request_log().flush().await;
+    let spent = db.keys().await.unwrap()[0].spent_micro_usd;
+    assert!(
+        spent >= cheap.cost_micro_usd + strong.cost_micro_usd && spent > 0,
+        "{spent}"
     );
 }

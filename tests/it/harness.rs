@@ -50,13 +50,21 @@ pub struct App {
 }
 
 impl App {
-    /// Serves the app with `extra` TOML laid over the defaults, a fresh database, and the shared models.
+    /// Serves the app with `extra` TOML laid over the defaults, a fresh database, and the shared
+    /// models. Lines of `extra` starting `storage.` go into the `[storage]` table written here.
     pub async fn spawn(extra: &str) -> App {
         let dir = TempDir::new("app");
+        let (storage, rest): (Vec<&str>, Vec<&str>) =
+            extra.lines().partition(|l| l.starts_with("storage."));
+        let storage: String = storage
+            .iter()
+            .map(|l| format!("{}\n", &l["storage.".len()..]))
+            .collect();
         let text = format!(
-            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n[server]\nwarm_up = []\nmax_body_bytes = 1048576\n{extra}",
+            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n{storage}[server]\nwarm_up = []\nmax_body_bytes = 1048576\n{}\n",
             dir.0.display().to_string(),
-            models_dir().display().to_string()
+            models_dir().display().to_string(),
+            rest.join("\n")
         );
         let config = Config::from_toml_str(&text).unwrap();
         let state = AppState::from_config(&config).await.unwrap();

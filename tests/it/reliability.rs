@@ -320,3 +320,44 @@ async fn auto_sends_easy_and_hard_requests_to_their_tiers_and_logs_why() {
         assert!(route.contains("score"), "{route}");
     }
 }
+
+#[tokio::test]
+async fn a_breaker_opened_by_one_instance_opens_on_the_others_through_redis() {
+    let Ok(redis_url) = std::env::var("ASKACME_TEST_REDIS_URL") else {
+        eprintln!(
+            "skipped: set ASKACME_TEST_REDIS_URL=redis://127.0.0.1:6379 to run the shared-breaker test (.ci/run does)"
+        );
+        return;
+    };
+    let (fake, addr) = Fake::spawn().await;
+    // A deployment name of its own, so no other run's breaker key interferes.
+    let deployment = format!("shared-{}", uuid::Uuid::now_v7().simple());
+    let config = format!(
+        "storage.redis_url = \"{redis_url}\"\n\
+         [providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
+         [deployments.{deployment}]\nprovider = \"ai\"\nmodel = \"fail-1000\"\n\
+         [router]\nmax_attempts = 1\n[breaker]\nmin_requests = 2\ncooldown_secs = 30\n"
+    );
+    let (first, second) = (App::spawn(&config).await, App::spawn(&config).await);
+    for _ in 0..2 {
+        let response = first.post("/v1/chat/completions", chat(&deployment)).await;
+        assert_eq!(response.status(), 502);
+    }
+    assert_eq!(breaker_state(&providers(&first).await, &deployment), "open");
+    let mut state = String::new();
+    for _ in 0..40 {
+        state = breaker_state(&providers(&second).await, &deployment);
+        if state == "open" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "open", "the second instance learned of the failures");
+    let refused = second.post("/v1/chat/completions", chat(&deployment)).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        fake.count("fail-1000"),
+        2,
+        "the second instance sent nothing upstream"
+    );
+}

@@ -298,6 +298,7 @@ async fn a_cut_stream_ends_with_an_error_event_and_no_done() {
             row.completion_tokens > 0,
             "{model}: partial usage is logged"
         );
+        assert!(row.cost_micro_usd > 0, "{model}: and priced");
     }
 }
 
