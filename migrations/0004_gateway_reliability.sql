@@ -1,7 +1,10 @@
 -- Gateway reliability: how many upstream calls a request took and the routing decision, and the
--- virtual API keys with their limits and spend.
+-- virtual API keys with their limits and spend. A key's spend is booked in the transaction that
+-- writes the request's log row, so the log and the spend can never disagree.
 ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE requests ADD COLUMN route TEXT;
+-- Budget held for the request before its upstream call, released when its row is written.
+ALTER TABLE requests ADD COLUMN held_micro_usd INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS api_keys (
     id                 TEXT PRIMARY KEY,
     name               TEXT NOT NULL,

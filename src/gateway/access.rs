@@ -45,72 +45,45 @@ impl Caller {
     }
 }
 
-/// Budget and tokens held for one upstream call. `settle` books the actual usage; a hold
-/// dropped unsettled (the caller hung up mid-call, no usage known) releases its reservation.
+/// What one upstream call holds: budget (released, and the actual cost booked, when the call's
+/// log row is written, so it must go on the row) and tokens admitted on an estimate (the rest
+/// booked by `book_tokens` once the provider reports usage).
 pub struct Hold {
-    booking: Option<Booking>,
+    pub reserved_micro_usd: u64,
+    tokens: Option<TokenBooking>,
 }
 
-struct Booking {
+struct TokenBooking {
     access: Arc<Access>,
     key_id: String,
-    tpm: Option<u64>,
-    reserved_micro_usd: u64,
-    estimated_tokens: u64,
+    tpm: u64,
+    estimated: u64,
 }
 
 impl Hold {
     /// A hold on nothing, for callers without limits.
     fn none() -> Self {
-        Self { booking: None }
-    }
-
-    /// Books the call's actual cost and the tokens beyond the estimate. Failures are logged,
-    /// not returned: the caller already has the answer it paid for.
-    pub async fn settle(mut self, cost_micro_usd: u64, tokens: u64) {
-        if let Some(booking) = self.booking.take() {
-            booking.book(cost_micro_usd, tokens).await;
+        Self {
+            reserved_micro_usd: 0,
+            tokens: None,
         }
     }
-}
 
-impl Drop for Hold {
-    fn drop(&mut self) {
-        if let Some(booking) = self.booking.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    /// Charges the tokens the call used beyond the estimate it was admitted on. Failures are
+    /// logged, not returned: the caller already has the answer it paid for.
+    pub async fn book_tokens(self, used: u64) {
+        let Some(booking) = self.tokens else { return };
+        if used <= booking.estimated {
+            return;
+        }
+        let key = format!("{}:tpm", booking.key_id);
+        if let Err(e) = booking
+            .access
+            .limits
+            .charge(&key, booking.tpm, used - booking.estimated, true)
+            .await
         {
-            runtime.spawn(booking.book(0, 0));
-        }
-    }
-}
-
-impl Booking {
-    async fn book(self, cost_micro_usd: u64, tokens: u64) {
-        let key_id = &self.key_id;
-        let booked = {
-            let _one_at_a_time = self.access.spend_writes.lock().await;
-            self.access
-                .db
-                .settle_spend(key_id, self.reserved_micro_usd, cost_micro_usd)
-                .await
-        };
-        if let Err(e) = booked {
-            tracing::error!(key_id, error = %e, "cannot book spend");
-        }
-        if let Some(tpm) = self.tpm
-            && tokens > self.estimated_tokens
-            && let Err(e) = self
-                .access
-                .limits
-                .charge(
-                    &format!("{key_id}:tpm"),
-                    tpm,
-                    tokens - self.estimated_tokens,
-                    true,
-                )
-                .await
-        {
-            tracing::error!(key_id, error = %e, "cannot book tokens");
+            tracing::error!(key_id = booking.key_id, error = %e, "cannot book tokens");
         }
     }
 }
@@ -124,8 +97,8 @@ pub struct Access {
     /// request; a revocation takes effect within `key_cache_ttl`.
     key_cache: Mutex<HashMap<String, (Instant, Arc<KeyRecord>)>>,
     key_cache_ttl: Duration,
-    /// Budget writes from this process go one at a time: SQLite serialises writers anyway, and
-    /// queueing here is cheaper than its busy-wait sleeps when the pool's connections collide.
+    /// Budget reservations from this process go one at a time: SQLite serialises writers
+    /// anyway, and queueing here is cheaper than its busy-wait sleeps when connections collide.
     spend_writes: tokio::sync::Mutex<()>,
 }
 
@@ -327,16 +300,16 @@ impl Access {
             }
         }
         Ok(Hold {
-            booking: Some(Booking {
+            reserved_micro_usd: if key.budget_micro_usd.is_some() {
+                worst_cost_micro_usd
+            } else {
+                0
+            },
+            tokens: key.tpm.map(|tpm| TokenBooking {
                 access: self.clone(),
                 key_id: key.id.clone(),
-                tpm: key.tpm,
-                reserved_micro_usd: if key.budget_micro_usd.is_some() {
-                    worst_cost_micro_usd
-                } else {
-                    0
-                },
-                estimated_tokens,
+                tpm,
+                estimated: estimated_tokens,
             }),
         })
     }

@@ -312,6 +312,7 @@ impl Gateway {
     ) -> Result<Completion, GatewayError> {
         validate::chat_request(&request)?;
         let (hold, decision) = self.admit(&mut request, ctx).await?;
+        row.held_micro_usd = hold.reserved_micro_usd;
         let started = Instant::now();
         let result = self
             .with_failover(
@@ -328,16 +329,10 @@ impl Gateway {
             .await;
         note_auto(row, decision.as_ref());
         row.provider_latency_ms = millis(started.elapsed());
-        let (response, deployment) = match result {
-            Ok(done) => done,
-            Err(e) => {
-                hold.settle(0, 0).await;
-                return Err(e);
-            }
-        };
+        let (response, deployment) = result?;
         let usage = response.usage.unwrap_or_default();
         let cost = deployment.pricing.cost_micro_usd(&usage);
-        hold.settle(cost, usage.prompt_tokens + usage.completion_tokens)
+        hold.book_tokens(usage.prompt_tokens + usage.completion_tokens)
             .await;
         Ok(Completion {
             response,
@@ -365,6 +360,7 @@ impl Gateway {
         let opened = async {
             validate::chat_request(&request)?;
             let (hold, decision) = self.admit(&mut request, ctx).await?;
+            row.held_micro_usd = hold.reserved_micro_usd;
             let result = self
                 .with_failover(
                     &request.model,
@@ -391,13 +387,7 @@ impl Gateway {
                 )
                 .await;
             note_auto(&mut row, decision.as_ref());
-            match result {
-                Ok((chunks, deployment)) => Ok((chunks, deployment, hold)),
-                Err(e) => {
-                    hold.settle(0, 0).await;
-                    Err(e)
-                }
-            }
+            result.map(|(chunks, deployment)| (chunks, deployment, hold))
         }
         .await;
         match opened {
@@ -455,6 +445,7 @@ impl Gateway {
             let estimated = estimate_tokens(inputs.iter());
             let worst = self.worst_cost(&request.model, estimated, 0);
             let hold = self.access.hold(&ctx.caller, estimated, worst).await?;
+            row.held_micro_usd = hold.reserved_micro_usd;
             let inputs = Arc::new(inputs);
             let result = self
                 .with_failover(
@@ -473,16 +464,10 @@ impl Gateway {
                     },
                 )
                 .await;
-            let (embeddings, deployment) = match result {
-                Ok(done) => done,
-                Err(e) => {
-                    hold.settle(0, 0).await;
-                    return Err(e);
-                }
-            };
+            let (embeddings, deployment) = result?;
             let usage = Usage::new(embeddings.prompt_tokens, 0, 0, 0);
             let cost = deployment.pricing.cost_micro_usd(&usage);
-            hold.settle(cost, usage.prompt_tokens).await;
+            hold.book_tokens(usage.prompt_tokens).await;
             Ok((embeddings, cost, usage))
         }
         .await;

@@ -86,10 +86,10 @@ impl Tracker {
             .record(status != RequestStatus::Error);
         let hold = self.settlement.hold;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
-        // Drop cannot wait, so the booking runs on its own; without a runtime (process exit)
-        // there is nobody left to bill.
+        // Drop cannot wait, so the token booking runs on its own (the budget is booked with
+        // the row); without a runtime (process exit) there is nobody left to bill.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(hold.settle(cost, tokens));
+            runtime.spawn(hold.book_tokens(tokens));
         }
         self.row.status = status;
         if let Some(error) = error {

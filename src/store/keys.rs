@@ -135,23 +135,24 @@ impl Database {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
 
-    /// Releases a reservation and books what the request actually cost.
-    pub async fn settle_spend(
-        &self,
-        key_id: &str,
-        reserved: u64,
-        actual: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE api_keys SET reserved_micro_usd = MAX(0, reserved_micro_usd - ?2), \
-             spent_micro_usd = spent_micro_usd + ?3 WHERE id = ?1",
-        )
-        .bind(key_id)
-        .bind(i64::try_from(reserved).unwrap_or(i64::MAX))
-        .bind(i64::try_from(actual).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
+/// Releases a request's reservation and books what it actually cost, inside the transaction
+/// that writes its log row.
+pub(super) async fn book_spend(
+    tx: &mut sqlx::SqliteConnection,
+    key_id: &str,
+    reserved: u64,
+    actual: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE api_keys SET reserved_micro_usd = MAX(0, reserved_micro_usd - ?2), \
+         spent_micro_usd = spent_micro_usd + ?3 WHERE id = ?1",
+    )
+    .bind(key_id)
+    .bind(i64::try_from(reserved).unwrap_or(i64::MAX))
+    .bind(i64::try_from(actual).unwrap_or(i64::MAX))
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -96,6 +96,9 @@ pub struct RequestRecord {
     pub attempts: u32,
     /// The routing decision: `model → deployment (reason)`, and the failures that led to it.
     pub route: Option<String>,
+    /// Budget held for the call; writing the row releases it and books `cost_micro_usd` to
+    /// the key.
+    pub held_micro_usd: u64,
 }
 
 impl RequestRecord {
@@ -129,6 +132,7 @@ impl RequestRecord {
             error: None,
             attempts: 0,
             route: None,
+            held_micro_usd: 0,
         }
     }
 }
@@ -178,15 +182,16 @@ impl Database {
         Ok(Self { pool })
     }
 
-    /// Inserts rows in one transaction: all or none.
+    /// Inserts rows in one transaction, all or none, and books each row's cost to its key's
+    /// spend (releasing what the request held of the key's budget) in the same transaction.
     pub async fn insert_requests(&self, rows: &[RequestRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for row in rows {
             sqlx::query(
                 "INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, provider, \
                  stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_micro_usd, \
-                 latency_ms, provider_latency_ms, status, http_status, error, prompt_version, attempts, route) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 latency_ms, provider_latency_ms, status, http_status, error, prompt_version, attempts, route, \
+                 held_micro_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&row.id)
             .bind(row.created_at_ms)
@@ -209,8 +214,14 @@ impl Database {
             .bind(&row.prompt_version)
             .bind(i64::from(row.attempts))
             .bind(&row.route)
+            .bind(to_i64(row.held_micro_usd))
             .execute(&mut *tx)
             .await?;
+            if let Some(key_id) = &row.key_id
+                && (row.cost_micro_usd > 0 || row.held_micro_usd > 0)
+            {
+                keys::book_spend(&mut tx, key_id, row.held_micro_usd, row.cost_micro_usd).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -509,6 +520,7 @@ fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreE
         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?)
             .map_err(|e| StoreError::Decode(e.to_string()))?,
         route: row.try_get("route")?,
+        held_micro_usd: count("held_micro_usd")?,
     })
 }
 

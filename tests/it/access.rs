@@ -161,14 +161,10 @@ async fn budgets_are_hard_and_spend_follows_usage() {
     assert_eq!(refused.status(), 429);
     let error: Value = refused.json().await.unwrap();
     assert_eq!(error["error"]["type"], "insufficient_quota");
-    let stored = &app
-        .state
-        .gateway
-        .request_log()
-        .database()
-        .keys()
-        .await
-        .unwrap()[0];
+    // Spend is booked in the transaction that writes each request's log row.
+    let log = app.state.gateway.request_log();
+    log.flush().await;
+    let stored = &log.database().keys().await.unwrap()[0];
     assert_eq!(stored.spent_micro_usd, 900);
     assert_eq!(stored.reserved_micro_usd, 0, "every hold was released");
 }
