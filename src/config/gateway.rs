@@ -65,7 +65,8 @@ impl AliasConfig {
 pub struct RouterConfig {
     /// Deadline for one request across all its attempts, fallbacks and backoff sleeps.
     pub request_timeout_secs: u64,
-    /// Calls to one deployment per request (1 = no retry); then the next deployment is tried.
+    /// Calls to the last deployment left in a request's plan (1 = no retry). While another
+    /// deployment is available a failure moves there at once instead.
     pub max_attempts: u32,
     /// Backoff before retry n is a uniform random wait in [0, min(max, base·2ⁿ⁻¹)] ("full jitter").
     pub backoff_base_ms: u64,

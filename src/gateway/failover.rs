@@ -1,6 +1,8 @@
 //! The attempt loop every gateway call goes through: walk the router's plan, skip deployments
-//! whose breaker is open, retry transient failures with backoff inside the retry budget and the
-//! request's deadline, fall back to the next deployment, and record what happened on the log row.
+//! whose breaker is open, fall over to the next deployment at once when one fails, retry the
+//! last one left with backoff inside the retry budget and the request's deadline, and record
+//! what happened on the log row. Failing over before retrying means a struggling upstream gets
+//! no extra load and the caller no backoff while a healthy deployment is available.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,10 +46,15 @@ impl Gateway {
         let mut trail: Vec<String> = Vec::new();
         let mut last_error = None;
         let mut soonest_probe: Option<Duration> = None;
-        for candidate in &plan {
+        for (index, candidate) in plan.iter().enumerate() {
             let Some(deployment) = self.deployments.get(&candidate.deployment).cloned() else {
                 continue;
             };
+            let alternative_left = plan[index + 1..].iter().any(|c| {
+                self.deployments
+                    .get(&c.deployment)
+                    .is_some_and(|d| !d.health.refusing())
+            });
             let health = &deployment.health;
             if let Admission::Refused { retry_in } = health.admit() {
                 soonest_probe = Some(soonest_probe.map_or(retry_in, |s| s.min(retry_in)));
@@ -91,7 +98,10 @@ impl Gateway {
                     candidate.reason.as_str(),
                     &trail,
                 ));
-                let wait = (failure == Failure::Transient && attempt < self.policy.max_attempts)
+                let retry_here = failure == Failure::Transient
+                    && !alternative_left
+                    && attempt < self.policy.max_attempts;
+                let wait = retry_here
                     .then(|| {
                         retry::delay(&self.policy, attempt, retry::retry_after(&error), &mut rng)
                     })

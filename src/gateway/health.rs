@@ -190,6 +190,17 @@ impl DeploymentHealth {
         admission
     }
 
+    /// Whether `admit` would refuse now (without `admit`'s side effect of starting a probe).
+    pub fn refusing(&self) -> bool {
+        let now = Instant::now();
+        let cooldown = Duration::from_secs(self.breaker.cooldown_secs);
+        match self.lock().breaker {
+            Breaker::Closed => false,
+            Breaker::Open { until, .. } => now < until,
+            Breaker::HalfOpen { probe_sent } => now < probe_sent + cooldown,
+        }
+    }
+
     /// Reports how a call ended. Only upstream trouble counts as a failure; a request the
     /// upstream rejected as malformed says nothing about its health.
     pub fn record(&self, healthy: bool) {
