@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use askacme::cache::CacheDirective;
 use askacme::config::Config;
 use askacme::eval::retrieval::{self, BM25, DENSE, HYBRID, LabelledSet, Variant};
 use askacme::gateway::{RequestContext, new_request_id};
@@ -180,6 +181,8 @@ async fn answers(model: &str) {
             session_id: None,
             user: None,
             collection: None,
+            // Every question through the pipeline: the bench measures answering, not the cache.
+            cache: Some(CacheDirective::NoStore),
         };
         async move {
             let ctx = RequestContext::new(new_request_id(), "bench");

@@ -1,9 +1,10 @@
 //! AskAcme: an internal knowledge assistant and LLM gateway in one program.
 //!
-//! Dependencies point one way: `server` → `pipeline` → `gateway`/`kb`/`prompts` →
+//! Dependencies point one way: `server` → `pipeline` → `gateway`/`cache`/`kb`/`prompts` →
 //! `providers`/`models`/`store`. Nothing below `server` knows about HTTP frameworks; the
 //! gateway never imports the pipeline; providers, models and store know no policy.
 
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod eval;

@@ -71,6 +71,9 @@ enum Command {
         /// Print the JSON the HTTP API returns.
         #[arg(long)]
         json: bool,
+        /// Neither read nor write the response cache.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Inspect the versioned prompts.
     Prompts {
@@ -82,10 +85,28 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Manage the response cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Manage virtual API keys (used when `[auth] enabled = true`).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Delete expired entries, and with `--all` or `--older-than` live ones too.
+    Purge {
+        /// Every entry.
+        #[arg(long, conflicts_with = "older_than")]
+        all: bool,
+        /// Entries created more than this many seconds ago.
+        #[arg(long, value_name = "SECONDS")]
+        older_than: Option<u64>,
     },
 }
 
@@ -198,7 +219,11 @@ fn run() -> Result<()> {
             question,
             collection,
             json,
-        } => runtime.block_on(ask(config, question, collection, json)),
+            no_cache,
+        } => runtime.block_on(ask(config, question, collection, json, no_cache)),
+        Command::Cache {
+            command: CacheCommand::Purge { all, older_than },
+        } => runtime.block_on(purge_cache(&config, all, older_than)),
         Command::Prompts { command } => prompts(&config, command),
         Command::Models {
             command: ModelsCommand::Fetch { names },
@@ -211,6 +236,22 @@ fn run() -> Result<()> {
         }
         Command::Keys { command } => runtime.block_on(keys(&config, command)),
     }
+}
+
+async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Result<()> {
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let created_before = match (all, older_than) {
+        (true, _) => i64::MAX,
+        (false, Some(seconds)) => now_ms - (seconds as i64).saturating_mul(1000),
+        (false, None) => i64::MIN,
+    };
+    let purged = db.cache_purge(now_ms, created_before).await?;
+    println!("purged {purged} cache entries");
+    eprintln!("running servers stop serving them from memory within 10 s");
+    Ok(())
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
@@ -402,6 +443,7 @@ async fn ask(
     question: String,
     collection: Option<String>,
     json: bool,
+    no_cache: bool,
 ) -> Result<()> {
     let state = AppState::from_config(&config).await?;
     let ctx = RequestContext::new(askacme::gateway::new_request_id(), "cli/ask");
@@ -412,11 +454,13 @@ async fn ask(
             session_id: None,
             user: None,
             collection,
+            cache: no_cache.then_some(askacme::cache::CacheDirective::NoStore),
         };
         assistant.handle(request, &ctx).await
     }
     .await;
     state.gateway.request_log().flush().await;
+    state.gateway.cache().flush().await;
     let answer = result?;
     if json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -442,15 +486,16 @@ async fn ask(
         }
     }
     eprintln!(
-        "\n[status {}, {} via {}, prompt {}, confidence {:.2}, {:.0} ms]",
+        "\n[status {}, {} via {}, prompt {}, confidence {:.2}, {:.0} ms, cache {}]",
         serde_json::to_value(answer.status)?
             .as_str()
             .unwrap_or_default(),
-        answer.category,
+        answer.category.as_str(),
         answer.deployment.as_deref().unwrap_or("no model"),
         answer.prompt_version,
         answer.retrieval_confidence,
-        answer.latency_ms
+        answer.latency_ms,
+        answer.cache.as_str()
     );
     Ok(())
 }

@@ -60,6 +60,20 @@ pub struct Config {
     pub breaker: BreakerConfig,
     pub auth: AuthConfig,
     pub auto: AutoConfig,
+    pub cache: CacheConfig,
+}
+
+/// The exact response cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// How long an entry is served.
+    pub ttl_secs: u64,
+    /// Cache only requests whose answer is deterministic (temperature 0).
+    pub only_deterministic: bool,
+    /// Entries kept in memory in front of the database (0: none).
+    pub memory_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -523,6 +537,9 @@ impl Config {
         let deployments = self.deployments.keys().map(String::as_str).collect();
         gateway::validate_aliases(&self.aliases, &deployments)?;
         gateway::validate_router(&self.router)?;
+        if self.cache.ttl_secs == 0 {
+            return Err(ConfigError::invalid("cache.ttl_secs", "must be positive"));
+        }
         if self.aliases.contains_key("auto") || self.deployments.contains_key("auto") {
             return Err(ConfigError::invalid(
                 "aliases.auto",
@@ -716,6 +733,7 @@ mod tests {
                 "aliases.a.fallback",
             ),
             ("[router]\nmax_attempts = 0", "router.max_attempts"),
+            ("[cache]\nttl_secs = 0", "cache.ttl_secs"),
             ("[auto]\nhard = \"nope\"", "auto.hard"),
             (
                 "[auto]\nexamples = [{ text = \"x\", difficulty = \"easy\" }]",

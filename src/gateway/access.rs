@@ -62,7 +62,7 @@ struct TokenBooking {
 
 impl Hold {
     /// A hold on nothing, for callers without limits.
-    fn none() -> Self {
+    pub(super) fn none() -> Self {
         Self {
             reserved_micro_usd: 0,
             tokens: None,

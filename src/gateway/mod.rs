@@ -27,12 +27,16 @@ pub use cost::Pricing;
 pub use log::RequestLog;
 pub use stream::CompletionStream;
 
+use crate::cache::{self, CacheStatus, ResponseCache};
 use crate::config::{Config, ProviderConfig, RouterConfig, resolve_secret};
 use crate::error::{ApiError, GatewayError};
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::local::LocalProvider;
 use crate::providers::openai::OpenAiProvider;
-use crate::providers::types::{ChatRequest, ChatResponse, EmbeddingRequest, Embeddings, Usage};
+use crate::providers::types::{
+    CacheDirective, ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Delta, EmbeddingRequest,
+    Embeddings, Role, Usage,
+};
 use crate::providers::{Provider, ProviderError};
 use crate::store::{RequestRecord, RequestStatus};
 use failover::Settle;
@@ -84,6 +88,8 @@ pub struct RequestContext {
     /// model, `auto`'s classifier), not named by the caller, so the key's model allow-list
     /// does not apply; its limits and budget still do.
     pub configured_model: bool,
+    /// The caller's `cache-control` header, if it said `no-store`.
+    pub cache: Option<CacheDirective>,
     pub started: Instant,
 }
 
@@ -95,6 +101,7 @@ impl RequestContext {
             endpoint,
             prompt_version: None,
             configured_model: false,
+            cache: None,
             started: Instant::now(),
         }
     }
@@ -112,6 +119,7 @@ impl RequestContext {
             endpoint,
             prompt_version: self.prompt_version.clone(),
             configured_model: true,
+            cache: self.cache,
             started: Instant::now(),
         }
     }
@@ -119,10 +127,12 @@ impl RequestContext {
 
 pub struct Completion {
     pub response: ChatResponse,
+    /// The deployment that answered (`cache` for a cache hit).
     pub deployment: String,
     pub cost_micro_usd: u64,
     /// Time spent waiting on the provider.
     pub provider_time: Duration,
+    pub cache: CacheStatus,
 }
 
 pub struct EmbeddingResult {
@@ -154,6 +164,7 @@ pub struct Gateway {
     access: Arc<Access>,
     /// The `auto` model; `None` when `[auto]` has no examples.
     auto: Option<auto::AutoRouter>,
+    cache: Arc<ResponseCache>,
     log: RequestLog,
 }
 
@@ -220,12 +231,20 @@ impl Gateway {
             access,
             auto: (!config.auto.examples.is_empty())
                 .then(|| auto::AutoRouter::new(config.auto.clone())),
+            cache: Arc::new(ResponseCache::new(
+                config.cache.clone(),
+                log.database().clone(),
+            )),
             log,
         })
     }
 
     pub fn access(&self) -> &Arc<Access> {
         &self.access
+    }
+
+    pub fn cache(&self) -> &Arc<ResponseCache> {
+        &self.cache
     }
 
     /// Every deployment with its breaker and retry-budget state.
@@ -311,6 +330,20 @@ impl Gateway {
         row: &mut RequestRecord,
     ) -> Result<Completion, GatewayError> {
         validate::chat_request(&request)?;
+        self.check_allowed(&request.model, ctx)?;
+        let cache_key = self.cache_key(&request, ctx);
+        if let Some(key) = &cache_key
+            && let Some((response, saved)) = self.cached_response(key).await
+        {
+            mark_hit(row, saved);
+            return Ok(Completion {
+                response,
+                deployment: "cache".into(),
+                cost_micro_usd: 0,
+                provider_time: Duration::ZERO,
+                cache: CacheStatus::Exact,
+            });
+        }
         let (hold, decision) = self.admit(&mut request, ctx).await?;
         row.held_micro_usd = hold.reserved_micro_usd;
         let started = Instant::now();
@@ -334,11 +367,21 @@ impl Gateway {
         let cost = deployment.pricing.cost_micro_usd(&usage);
         hold.book_tokens(usage.prompt_tokens + usage.completion_tokens)
             .await;
+        if let Some(key) = cache_key
+            && let Ok(body) = serde_json::to_string(&response)
+        {
+            self.cache.put(key, "chat", body, cost);
+        }
         Ok(Completion {
             response,
             deployment: deployment.name.clone(),
             cost_micro_usd: cost,
             provider_time: started.elapsed(),
+            cache: if self.cache_applies(&request, ctx) {
+                CacheStatus::Miss
+            } else {
+                CacheStatus::Bypass
+            },
         })
     }
 
@@ -359,6 +402,15 @@ impl Gateway {
         let started = Instant::now();
         let opened = async {
             validate::chat_request(&request)?;
+            self.check_allowed(&request.model, ctx)?;
+            let cache_key = self.cache_key(&request, ctx);
+            if let Some(key) = &cache_key
+                && let Some((response, saved)) = self.cached_response(key).await
+                && let Some(chunks) = replay(response)
+            {
+                mark_hit(&mut row, saved);
+                return Ok(Opened::Cached(chunks));
+            }
             let (hold, decision) = self.admit(&mut request, ctx).await?;
             row.held_micro_usd = hold.reserved_micro_usd;
             let result = self
@@ -387,26 +439,61 @@ impl Gateway {
                 )
                 .await;
             note_auto(&mut row, decision.as_ref());
-            result.map(|(chunks, deployment)| (chunks, deployment, hold))
+            let (chunks, deployment) = result?;
+            Ok(Opened::Upstream {
+                chunks,
+                deployment,
+                hold,
+                cache_key,
+            })
         }
         .await;
+        let tracker = |row, settlement| {
+            stream::Tracker::new(self.log.clone(), row, settlement, ctx.started, started)
+        };
         match opened {
-            Ok((chunks, deployment, hold)) => Ok(CompletionStream::new(
+            Ok(Opened::Cached(chunks)) => Ok(CompletionStream::new(
                 chunks,
-                stream::Tracker::new(
-                    self.log.clone(),
+                tracker(
                     row,
                     stream::Settlement {
-                        pricing: deployment.pricing,
-                        health: deployment.health.clone(),
-                        hold,
+                        pricing: Pricing::default(),
+                        health: None,
+                        hold: access::Hold::none(),
+                        store: None,
                     },
-                    ctx.started,
-                    started,
                 ),
                 include_usage,
-                deployment.name.clone(),
+                "cache".into(),
+                CacheStatus::Exact,
             )),
+            Ok(Opened::Upstream {
+                chunks,
+                deployment,
+                hold,
+                cache_key,
+            }) => {
+                let status = if cache_key.is_some() {
+                    CacheStatus::Miss
+                } else {
+                    CacheStatus::Bypass
+                };
+                Ok(CompletionStream::new(
+                    chunks,
+                    tracker(
+                        row,
+                        stream::Settlement {
+                            pricing: deployment.pricing,
+                            health: Some(deployment.health.clone()),
+                            hold,
+                            store: cache_key.map(|key| (self.cache.clone(), key)),
+                        },
+                    ),
+                    include_usage,
+                    deployment.name.clone(),
+                    status,
+                ))
+            }
             Err(e) => {
                 fail_row(&mut row, &e);
                 row.provider_latency_ms = millis(started.elapsed());
@@ -495,16 +582,54 @@ impl Gateway {
         ctx.started + Duration::from_secs(self.policy.request_timeout_secs)
     }
 
-    /// Before a chat request is sent: the caller's model allow-list (for the name asked for),
-    /// `auto` resolved to a tier, then the token limit and the budget hold.
+    /// The caller's model allow-list, for the name asked for (before the cache: a key may not
+    /// read answers of a model it may not call).
+    fn check_allowed(&self, model: &str, ctx: &RequestContext) -> Result<(), GatewayError> {
+        if ctx.configured_model {
+            return Ok(());
+        }
+        self.access.check_model(&ctx.caller, model)
+    }
+
+    fn cache_applies(&self, request: &ChatRequest, ctx: &RequestContext) -> bool {
+        let deterministic = request.temperature == Some(0.0);
+        self.cache
+            .applies(deterministic, request.cache.or(ctx.cache))
+    }
+
+    /// The request's cache key, when the cache applies to it. The key covers the deployments
+    /// the model name resolves to, so re-pointing an alias retires its entries.
+    fn cache_key(&self, request: &ChatRequest, ctx: &RequestContext) -> Option<String> {
+        if !self.cache_applies(request, ctx) {
+            return None;
+        }
+        let mut route: Vec<String> = self
+            .router
+            .plan(&request.model, &mut fastrand::Rng::with_seed(0))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| self.deployments.get(&c.deployment))
+            .map(|d| format!("{}={}/{}", d.name, d.provider_name, d.upstream_model))
+            .collect();
+        route.sort();
+        route.insert(0, request.model.clone());
+        Some(cache::chat_key(request, &route.join(",")))
+    }
+
+    /// A cached response and what it cost to make.
+    async fn cached_response(&self, key: &str) -> Option<(ChatResponse, u64)> {
+        let hit = self.cache.get(key).await?;
+        let response = serde_json::from_str(&hit.body).ok()?;
+        Some((response, hit.cost_micro_usd))
+    }
+
+    /// Before a chat request is sent: `auto` resolved to a tier, then the token limit and the
+    /// budget hold.
     async fn admit(
         &self,
         request: &mut ChatRequest,
         ctx: &RequestContext,
     ) -> Result<(access::Hold, Option<auto::AutoDecision>), GatewayError> {
-        if !ctx.configured_model {
-            self.access.check_model(&ctx.caller, &request.model)?;
-        }
         let decision = match (&self.auto, request.model == auto::AUTO) {
             (Some(auto), true) => {
                 let decision = auto.decide(self, request, ctx).await?;
@@ -547,6 +672,68 @@ impl Gateway {
             ..RequestRecord::new(&ctx.request_id, ctx.endpoint, model)
         }
     }
+}
+
+/// How a stream was opened.
+enum Opened {
+    Cached(crate::providers::ChunkStream),
+    Upstream {
+        chunks: crate::providers::ChunkStream,
+        deployment: Arc<Deployment>,
+        hold: access::Hold,
+        cache_key: Option<String>,
+    },
+}
+
+/// A cache hit on the log row: no provider, no cost, the original cost saved.
+fn mark_hit(row: &mut RequestRecord, saved_micro_usd: u64) {
+    row.cache = Some(CacheStatus::Exact.as_str().to_owned());
+    row.saved_micro_usd = saved_micro_usd;
+    row.route = Some(format!("{} → response cache", row.requested_model));
+}
+
+/// A cached answer as a stream: the text in one chunk, then the finish reason, then usage
+/// (dropped unless the caller asked for it). Answers with tool calls or several choices are
+/// not replayed (they are served to plain requests only).
+fn replay(response: ChatResponse) -> Option<crate::providers::ChunkStream> {
+    let [choice] = response.choices.as_slice() else {
+        return None;
+    };
+    if choice.message.tool_calls.is_some() {
+        return None;
+    }
+    let chunk = |choices, usage| ChatChunk {
+        id: response.id.clone(),
+        object: "chat.completion.chunk".into(),
+        created: response.created,
+        model: response.model.clone(),
+        choices,
+        usage,
+    };
+    let chunks = vec![
+        chunk(
+            vec![ChunkChoice {
+                index: 0,
+                delta: Delta {
+                    role: Some(Role::Assistant),
+                    content: Some(choice.message.text()),
+                    tool_calls: None,
+                },
+                finish_reason: None,
+            }],
+            None,
+        ),
+        chunk(
+            vec![ChunkChoice {
+                index: 0,
+                delta: Delta::default(),
+                finish_reason: choice.finish_reason,
+            }],
+            None,
+        ),
+        chunk(Vec::new(), Some(response.usage.unwrap_or_default())),
+    ];
+    Some(futures::stream::iter(chunks.into_iter().map(Ok)).boxed())
 }
 
 /// Puts the difficulty classifier's decision in front of the routing note.

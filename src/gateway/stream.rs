@@ -13,16 +13,71 @@ use futures::{Stream, StreamExt};
 use super::access::Hold;
 use super::health::DeploymentHealth;
 use super::{Pricing, RequestLog, fail_row, fill_usage, millis};
+use crate::cache::{CacheStatus, ResponseCache};
 use crate::error::GatewayError;
-use crate::providers::types::{ChatChunk, Usage};
+use crate::providers::types::{
+    ChatChunk, ChatResponse, Choice, FinishReason, Message, Role, Usage,
+};
 use crate::providers::{ChunkStream, ProviderError};
 use crate::store::{RequestRecord, RequestStatus};
 
 /// What is settled when the stream is over.
 pub(super) struct Settlement {
     pub pricing: Pricing,
-    pub health: Arc<DeploymentHealth>,
+    /// The deployment's breaker; `None` for a stream replayed from the cache.
+    pub health: Option<Arc<DeploymentHealth>>,
     pub hold: Hold,
+    /// Where a complete answer is stored, when the request is cacheable.
+    pub store: Option<(Arc<ResponseCache>, String)>,
+}
+
+/// The streamed answer put back together, to cache it once it completed.
+#[derive(Default)]
+struct Assembled {
+    id: String,
+    created: u64,
+    model: String,
+    text: String,
+    finish_reason: Option<FinishReason>,
+    /// Tool calls or several choices: not replayable as plain text, so not cached.
+    unusable: bool,
+}
+
+impl Assembled {
+    fn observe(&mut self, chunk: &ChatChunk) {
+        if self.id.is_empty() {
+            self.id.clone_from(&chunk.id);
+            self.created = chunk.created;
+            self.model.clone_from(&chunk.model);
+        }
+        for choice in &chunk.choices {
+            if choice.index != 0 || choice.delta.tool_calls.is_some() {
+                self.unusable = true;
+            }
+            if let Some(text) = &choice.delta.content {
+                self.text.push_str(text);
+            }
+            if choice.finish_reason.is_some() {
+                self.finish_reason = choice.finish_reason;
+            }
+        }
+    }
+
+    fn response(self, usage: Usage) -> Option<ChatResponse> {
+        (!self.unusable && self.finish_reason.is_some()).then(|| ChatResponse {
+            id: self.id,
+            object: "chat.completion".into(),
+            created: self.created,
+            model: self.model,
+            choices: vec![Choice {
+                index: 0,
+                message: Message::new(Role::Assistant, self.text),
+                finish_reason: self.finish_reason,
+            }],
+            usage: Some(usage),
+            extra: serde_json::Map::new(),
+        })
+    }
 }
 
 pub(super) struct Tracker {
@@ -36,6 +91,7 @@ pub(super) struct Tracker {
     /// the provider reported usage (providers send about one token per chunk).
     content_chunks: u64,
     finished: bool,
+    assembled: Assembled,
 }
 
 impl Tracker {
@@ -55,10 +111,14 @@ impl Tracker {
             usage: None,
             content_chunks: 0,
             finished: false,
+            assembled: Assembled::default(),
         }
     }
 
     fn observe(&mut self, chunk: &ChatChunk) {
+        if self.settlement.store.is_some() {
+            self.assembled.observe(chunk);
+        }
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage);
         }
@@ -81,9 +141,16 @@ impl Tracker {
         let cost = self.settlement.pricing.cost_micro_usd(&usage);
         fill_usage(&mut self.row, &usage, cost);
         // A caller that hung up says nothing about the upstream; a broken stream does.
-        self.settlement
-            .health
-            .record(status != RequestStatus::Error);
+        if let Some(health) = &self.settlement.health {
+            health.record(status != RequestStatus::Error);
+        }
+        if status == RequestStatus::Success
+            && let Some((cache, key)) = self.settlement.store.take()
+            && let Some(response) = std::mem::take(&mut self.assembled).response(usage)
+            && let Ok(body) = serde_json::to_string(&response)
+        {
+            cache.put(key, "chat", body, cost);
+        }
         let hold = self.settlement.hold;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
         // Drop cannot wait, so the token booking runs on its own (the budget is booked with
@@ -107,6 +174,7 @@ pub struct CompletionStream {
     tracker: Option<Tracker>,
     include_usage: bool,
     deployment: String,
+    cache: CacheStatus,
 }
 
 impl CompletionStream {
@@ -115,13 +183,20 @@ impl CompletionStream {
         tracker: Tracker,
         include_usage: bool,
         deployment: String,
+        cache: CacheStatus,
     ) -> Self {
         Self {
             chunks,
             tracker: Some(tracker),
             include_usage,
             deployment,
+            cache,
         }
+    }
+
+    /// Whether the stream replays a cached answer.
+    pub fn cache_status(&self) -> CacheStatus {
+        self.cache
     }
 }
 

@@ -3,12 +3,12 @@
 //! strong tier alone: what fails here is exactly what the rest of the pipeline would turn into
 //! a `no_answer` or an uncited answer.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{answer, grounding};
 
 /// Why a cheap answer was escalated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
     Empty,

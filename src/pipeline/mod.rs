@@ -18,13 +18,14 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::config::{AssistantConfig, Config};
+use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
+use crate::config::{AssistantConfig, Category, Config};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, RequestContext};
 use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::prompts::{PromptError, Registry};
-use crate::store::Database;
+use crate::store::{Database, RequestRecord};
 use answer::{AnswerError, Generation};
 use classify::Classifier;
 use retrieve::Scope;
@@ -51,7 +52,7 @@ impl From<AnswerError> for AskError {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Escalation {
     /// The tier whose answer failed validation.
     pub from: String,
@@ -70,9 +71,12 @@ pub struct AskRequest {
     /// Search only this collection (`hr`, `it`, …).
     #[serde(default)]
     pub collection: Option<String>,
+    /// `"no-store"`: neither read nor write the response cache.
+    #[serde(default)]
+    pub cache: Option<CacheDirective>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// An answer grounded in the returned sources.
@@ -81,7 +85,7 @@ pub enum Status {
     NoAnswer,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Source {
     /// The number the answer cites it by (`[n]`).
     pub n: usize,
@@ -98,7 +102,7 @@ pub struct Source {
     pub cited: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct AskUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -106,7 +110,7 @@ pub struct AskUsage {
 }
 
 /// Milliseconds spent in each stage; 0 for a stage that did not run.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct StageLatency {
     pub input_check: f64,
     pub embed: f64,
@@ -118,12 +122,12 @@ pub struct StageLatency {
     pub citations: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AskResponse {
     pub answer: String,
     pub status: Status,
     pub sources: Vec<Source>,
-    pub category: &'static str,
+    pub category: Category,
     pub department: Option<String>,
     /// Collection searched; `None` means all.
     pub collection: Option<String>,
@@ -138,7 +142,7 @@ pub struct AskResponse {
     pub escalation: Option<Escalation>,
     pub deployment: Option<String>,
     pub prompt_version: String,
-    pub cache: &'static str,
+    pub cache: CacheStatus,
     pub usage: AskUsage,
     pub cost_micro_usd: u64,
     pub cost_usd: f64,
@@ -155,6 +159,11 @@ pub struct Assistant {
     prompts: Arc<Registry>,
     config: AssistantConfig,
     retrieval: retrieve::Settings,
+    db: Database,
+    cache: Arc<ResponseCache>,
+    /// Hash of every setting that shapes an answer, part of each cache key: a changed route,
+    /// threshold or retrieval setting retires the cached answers.
+    fingerprint: String,
 }
 
 impl Assistant {
@@ -174,14 +183,21 @@ impl Assistant {
         let ctx = RequestContext::new(crate::gateway::new_request_id(), "assistant.start");
         let classifier = Classifier::new(&config.classifier, embedder.as_ref(), &ctx).await?;
         let retriever = Retriever::new(
-            db,
+            db.clone(),
             embedder.clone(),
             FusionSettings {
                 candidates: config.kb.candidates,
                 rrf_k: config.kb.rrf_k,
             },
         );
+        let fingerprint = cache::ask_key(&[&format!(
+            "{:?}|{:?}|{:?}",
+            config.assistant, config.kb, config.classifier
+        )]);
         Ok(Self {
+            cache: gateway.cache().clone(),
+            db,
+            fingerprint,
             gateway,
             embedder,
             retriever,
@@ -200,12 +216,94 @@ impl Assistant {
         &self.retriever
     }
 
+    /// Answers a question: from the response cache when the same question was answered with
+    /// the same prompt version, knowledge-base generation and settings, else through the
+    /// pipeline (and the answer is cached).
     pub async fn handle(
         &self,
         request: AskRequest,
         ctx: &RequestContext,
     ) -> Result<AskResponse, AskError> {
         let prompt = self.prompts.active(&self.config.prompt)?;
+        let cacheable = self
+            .cache
+            .applies(prompt.temperature == 0.0, request.cache.or(ctx.cache));
+        let key = if cacheable {
+            let generation = self.db.kb_generation().await.map_err(SearchError::from)?;
+            let question = request
+                .question
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
+            Some(cache::ask_key(&[
+                &prompt.id(),
+                &generation.to_string(),
+                &question,
+                request.collection.as_deref().unwrap_or(""),
+                &self.fingerprint,
+            ]))
+        } else {
+            None
+        };
+        if let Some(key) = &key
+            && let Some(hit) = self.cache.get(key).await
+            && let Ok(answer) = serde_json::from_str::<AskResponse>(&hit.body)
+        {
+            return Ok(self.replay(answer, hit.cost_micro_usd, &prompt.id(), ctx));
+        }
+        let mut answer = self.answer(request, prompt, ctx).await?;
+        answer.cache = if key.is_some() {
+            CacheStatus::Miss
+        } else {
+            CacheStatus::Bypass
+        };
+        if let Some(key) = key
+            && matches!(answer.status, Status::Success | Status::NoAnswer)
+            && let Ok(body) = serde_json::to_string(&answer)
+        {
+            self.cache.put(key, "ask", body, answer.cost_micro_usd);
+        }
+        Ok(answer)
+    }
+
+    /// A cached answer for this request: its own id and latency, nothing spent, and a log row
+    /// that records the hit and what it saved.
+    fn replay(
+        &self,
+        mut answer: AskResponse,
+        saved_micro_usd: u64,
+        prompt_version: &str,
+        ctx: &RequestContext,
+    ) -> AskResponse {
+        answer.cache = CacheStatus::Exact;
+        answer.request_id.clone_from(&ctx.request_id);
+        answer.usage = AskUsage::default();
+        answer.cost_micro_usd = 0;
+        answer.cost_usd = 0.0;
+        answer.stage_latency_ms = StageLatency::default();
+        answer.latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+        let mut row = RequestRecord::new(
+            &ctx.request_id,
+            ctx.endpoint,
+            answer.model.clone().unwrap_or_default(),
+        );
+        row.key_id = ctx.caller.key_id();
+        row.prompt_version = Some(prompt_version.to_owned());
+        row.cache = Some(CacheStatus::Exact.as_str().to_owned());
+        row.saved_micro_usd = saved_micro_usd;
+        row.route = Some(format!("{} → response cache", ctx.endpoint));
+        row.latency_ms = answer.latency_ms;
+        self.gateway.request_log().record(row);
+        answer
+    }
+
+    async fn answer(
+        &self,
+        request: AskRequest,
+        prompt: &crate::prompts::Prompt,
+        ctx: &RequestContext,
+    ) -> Result<AskResponse, AskError> {
         // Every log row of this question (embedding, re-rank, answer) names the prompt version.
         let ctx = &RequestContext {
             prompt_version: Some(prompt.id()),
@@ -264,7 +362,7 @@ impl Assistant {
             answer: answer::NO_INFORMATION.to_owned(),
             status: Status::NoAnswer,
             sources: Vec::new(),
-            category: classification.category.as_str(),
+            category: classification.category,
             department: classification.department.clone(),
             collection: retrieved.collection,
             retrieval_confidence: retrieved.retrieval.confidence,
@@ -273,7 +371,7 @@ impl Assistant {
             escalation: None,
             deployment: None,
             prompt_version: prompt.id(),
-            cache: "miss",
+            cache: CacheStatus::Miss,
             usage: AskUsage::default(),
             cost_micro_usd: 0,
             cost_usd: 0.0,

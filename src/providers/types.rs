@@ -33,8 +33,21 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// AskAcme's extension: `"no-store"` keeps this request out of the response cache. Never
+    /// sent upstream.
+    #[serde(default, skip_serializing)]
+    pub cache: Option<CacheDirective>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A caller's say over the response cache, from `"cache": "no-store"` in the body or the
+/// `cache-control: no-store` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheDirective {
+    /// Neither read nor write the cache for this request.
+    NoStore,
 }
 
 impl ChatRequest {

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
+use crate::cache::{CacheDirective, CacheStatus};
 use crate::config::{Config, resolve_secret};
 use crate::error::{ApiError, GatewayError};
 use crate::gateway::limits::{LimitStore, MemoryLimits, RedisLimits};
@@ -28,6 +29,26 @@ use crate::prompts::{PromptError, Registry};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-askacme-overhead-ms");
+pub const CACHE: HeaderName = HeaderName::from_static("x-askacme-cache");
+
+/// `cache-control: no-store` from the caller keeps the request out of the response cache.
+pub fn cache_directive(headers: &HeaderMap) -> Option<CacheDirective> {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-store"))
+        .then_some(CacheDirective::NoStore)
+}
+
+/// Sets `x-askacme-cache: exact | miss | bypass`.
+pub fn with_cache_header(mut response: Response, cache: CacheStatus) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE, HeaderValue::from_static(cache.as_str()));
+    response
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -306,11 +327,13 @@ pub async fn serve(
     max_body_bytes: usize,
 ) -> std::io::Result<()> {
     let log = state.gateway.request_log().clone();
+    let cache = state.gateway.cache().clone();
     let app = router(state, max_body_bytes);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     log.flush().await;
+    cache.flush().await;
     Ok(())
 }
 

@@ -6,13 +6,14 @@ use std::time::Instant;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, ProviderTime, RequestId};
+use super::{AppState, JsonBody, ProviderTime, RequestId, cache_directive, with_cache_header};
 use crate::error::{ApiError, GatewayError};
 use crate::gateway::{Caller, CompletionStream, RequestContext};
 use crate::providers::types::{ChatRequest, EmbeddingRequest};
@@ -21,18 +22,21 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     Extension(RequestId(id)): Extension<RequestId>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<ChatRequest>,
 ) -> Response {
-    let ctx = RequestContext::new(id, "/v1/chat/completions").with_caller(caller);
+    let mut ctx = RequestContext::new(id, "/v1/chat/completions").with_caller(caller);
+    ctx.cache = cache_directive(&headers);
     if request.is_stream() {
         let opening = Instant::now();
         return match state.gateway.stream(request, &ctx).await {
             Ok(stream) => {
+                let cache = stream.cache_status();
                 let mut response = Sse::new(sse_events(stream)).into_response();
                 response
                     .extensions_mut()
                     .insert(ProviderTime(opening.elapsed()));
-                response
+                with_cache_header(response, cache)
             }
             Err(e) => e.into_response(),
         };
@@ -43,7 +47,7 @@ pub async fn chat_completions(
             response
                 .extensions_mut()
                 .insert(ProviderTime(completion.provider_time));
-            response
+            with_cache_header(response, completion.cache)
         }
         Err(e) => e.into_response(),
     }

@@ -1,8 +1,10 @@
 //! Persistence: the embedded SQLite database (WAL) with its schema migrations. A leaf module
 //! that knows rows, not policy.
 
+mod cache;
 mod keys;
 
+pub use cache::CacheRow;
 pub use keys::{KeyRecord, NewKey};
 
 use std::str::FromStr;
@@ -23,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/0004_gateway_reliability.sql"),
     ),
+    (5, include_str!("../../migrations/0005_response_cache.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,10 @@ pub struct RequestRecord {
     /// Budget held for the call; writing the row releases it and books `cost_micro_usd` to
     /// the key.
     pub held_micro_usd: u64,
+    /// `exact` when served from the response cache.
+    pub cache: Option<String>,
+    /// What the cached answer cost when it was made: the money a hit saved.
+    pub saved_micro_usd: u64,
 }
 
 impl RequestRecord {
@@ -133,6 +140,8 @@ impl RequestRecord {
             attempts: 0,
             route: None,
             held_micro_usd: 0,
+            cache: None,
+            saved_micro_usd: 0,
         }
     }
 }
@@ -191,7 +200,8 @@ impl Database {
                 "INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, provider, \
                  stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_micro_usd, \
                  latency_ms, provider_latency_ms, status, http_status, error, prompt_version, attempts, route, \
-                 held_micro_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 held_micro_usd, cache, saved_micro_usd) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&row.id)
             .bind(row.created_at_ms)
@@ -215,6 +225,8 @@ impl Database {
             .bind(i64::from(row.attempts))
             .bind(&row.route)
             .bind(to_i64(row.held_micro_usd))
+            .bind(&row.cache)
+            .bind(to_i64(row.saved_micro_usd))
             .execute(&mut *tx)
             .await?;
             if let Some(key_id) = &row.key_id
@@ -521,6 +533,8 @@ fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreE
             .map_err(|e| StoreError::Decode(e.to_string()))?,
         route: row.try_get("route")?,
         held_micro_usd: count("held_micro_usd")?,
+        cache: row.try_get("cache")?,
+        saved_micro_usd: count("saved_micro_usd")?,
     })
 }
 

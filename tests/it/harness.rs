@@ -84,6 +84,11 @@ impl App {
         }
     }
 
+    /// Where the app keeps its database.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self._dir.0
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))

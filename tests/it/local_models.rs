@@ -5,8 +5,10 @@ use serde_json::{Value, json};
 
 use crate::harness::{App, request_id, sse_events};
 
+/// A greedy request to SmolLM2. It bypasses the response cache: these tests are about what
+/// the model does, so every request must reach it.
 fn tiny(prompt: &str, extra: Value) -> Value {
-    let mut body = json!({"model": "tiny", "temperature": 0, "max_tokens": 40,
+    let mut body = json!({"model": "tiny", "temperature": 0, "max_tokens": 40, "cache": "no-store",
                           "messages": [{"role": "user", "content": prompt}]});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();

@@ -3,6 +3,7 @@
 
 mod access;
 mod assistant;
+mod cache;
 mod harness;
 mod local_models;
 mod malformed;

@@ -1,0 +1,268 @@
+//! The exact response cache: what hits, what misses, expiry, opting out, streamed replays, the
+//! assistant's answers and their invalidation by ingest, and `askacme cache purge`.
+
+use std::time::Duration;
+
+use askacme::kb::chunk::ChunkOptions;
+use askacme::kb::embed::GatewayEmbedder;
+use askacme::kb::ingest::ingest;
+use askacme::store::RequestStatus;
+use serde_json::{Value, json};
+
+use crate::harness::{App, Fake, TempDir, request_id, sse_events};
+
+async fn app(extra: &str) -> (App, Fake) {
+    let (fake, addr) = Fake::spawn().await;
+    let config = format!(
+        "[providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
+         [deployments.paid]\nprovider = \"ai\"\nmodel = \"ok\"\nprice = {{ input = 1, output = 2 }}\n{extra}"
+    );
+    (App::spawn(&config).await, fake)
+}
+
+fn chat(overrides: Value) -> Value {
+    let mut body = json!({"model": "paid", "temperature": 0, "messages": [{"role": "user", "content": "How long is parental leave?"}]});
+    for (k, v) in overrides.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+fn cache_header(response: &reqwest::Response) -> String {
+    response.headers()["x-askacme-cache"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Sends a request and returns its cache header, request id and body text.
+async fn send(app: &App, body: Value) -> (String, String, String) {
+    let response = app.post("/v1/chat/completions", body).await;
+    assert_eq!(response.status(), 200);
+    let cache = cache_header(&response);
+    let id = request_id(&response);
+    (cache, id, response.text().await.unwrap())
+}
+
+fn streamed_text(body: &str) -> String {
+    sse_events(body)
+        .iter()
+        .filter(|(_, data)| data != "[DONE]")
+        .filter_map(|(_, data)| {
+            let chunk: Value = serde_json::from_str(data).ok()?;
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn identical_requests_hit_and_the_hit_is_logged_with_what_it_saved() {
+    let (app, fake) = app("").await;
+    let (first, first_id, first_body) = send(&app, chat(json!({}))).await;
+    let (second, second_id, second_body) = send(&app, chat(json!({}))).await;
+    assert_eq!((first.as_str(), second.as_str()), ("miss", "exact"));
+    assert_eq!(first_body, second_body);
+    assert_eq!(fake.count("ok"), 1, "the hit never reached the upstream");
+    let miss = app.log_row(&first_id).await;
+    let hit = app.log_row(&second_id).await;
+    // 2000 prompt tokens at $1/Mtok + 300 completion tokens at $2/Mtok.
+    assert_eq!(miss.cost_micro_usd, 2600);
+    assert_eq!(hit.cost_micro_usd, 0);
+    assert_eq!(hit.saved_micro_usd, 2600);
+    assert_eq!(hit.cache.as_deref(), Some("exact"));
+    assert_eq!(hit.attempts, 0);
+    assert_eq!(hit.status, RequestStatus::Success);
+}
+
+#[tokio::test]
+async fn any_parameter_that_changes_the_answer_misses() {
+    let (app, fake) = app("").await;
+    send(&app, chat(json!({}))).await;
+    for change in [
+        json!({"max_tokens": 50}),
+        json!({"top_p": 0.5}),
+        json!({"stop": ["."]}),
+        json!({"seed": 3}),
+        json!({"response_format": {"type": "json_object"}}),
+        json!({"messages": [{"role": "user", "content": "How long is parental leave? "}]}),
+        json!({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How long is parental leave?"}]}),
+    ] {
+        let (cache, _, _) = send(&app, chat(change.clone())).await;
+        assert_eq!(cache, "miss", "{change}");
+    }
+    assert_eq!(fake.count("ok"), 8);
+}
+
+#[tokio::test]
+async fn only_deterministic_requests_are_cached_and_callers_can_opt_out() {
+    let (app, fake) = app("").await;
+    for sampled in [json!({"temperature": 0.7}), json!({"temperature": null})] {
+        let (cache, _, _) = send(&app, chat(sampled.clone())).await;
+        assert_eq!(cache, "bypass", "{sampled}");
+    }
+    // The header and the body field both keep a request out of the cache, both ways.
+    let response = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.base))
+        .header("cache-control", "no-store")
+        .json(&chat(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cache_header(&response), "bypass");
+    let (cache, _, _) = send(&app, chat(json!({"cache": "no-store"}))).await;
+    assert_eq!(cache, "bypass");
+    assert!(
+        fake.last().1.get("cache").is_none(),
+        "the cache field is ours and is not sent upstream"
+    );
+    let (cache, _, _) = send(&app, chat(json!({}))).await;
+    assert_eq!(cache, "miss", "no-store requests stored nothing");
+    assert_eq!(fake.count("ok"), 5);
+}
+
+#[tokio::test]
+async fn entries_expire_after_their_ttl() {
+    let (app, fake) = app("[cache]\nttl_secs = 1\n").await;
+    send(&app, chat(json!({}))).await;
+    assert_eq!(send(&app, chat(json!({}))).await.0, "exact");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(send(&app, chat(json!({}))).await.0, "miss");
+    assert_eq!(fake.count("ok"), 2);
+}
+
+#[tokio::test]
+async fn streams_are_stored_and_replayed_as_streams_with_the_same_content() {
+    let (app, fake) = app("").await;
+    let streamed = chat(json!({"stream": true, "stream_options": {"include_usage": true}}));
+    let (first, _, first_body) = send(&app, streamed.clone()).await;
+    let (second, second_id, second_body) = send(&app, streamed).await;
+    assert_eq!((first.as_str(), second.as_str()), ("miss", "exact"));
+    assert_eq!(streamed_text(&first_body), "Parental leave is 16 weeks.");
+    assert_eq!(streamed_text(&second_body), streamed_text(&first_body));
+    let events = sse_events(&second_body);
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let usage = events
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .find(|c| !c["usage"].is_null())
+        .expect("the replay carries the usage the caller asked for");
+    assert_eq!(usage["usage"]["completion_tokens"], 300);
+    // A plain request is served from the streamed answer's entry, and the other way round.
+    let (plain, _, plain_body) = send(&app, chat(json!({}))).await;
+    assert_eq!(plain, "exact");
+    let plain: Value = serde_json::from_str(&plain_body).unwrap();
+    assert_eq!(
+        plain["choices"][0]["message"]["content"],
+        "Parental leave is 16 weeks."
+    );
+    assert_eq!(fake.count("ok"), 1);
+    let hit = app.log_row(&second_id).await;
+    assert_eq!(hit.cache.as_deref(), Some("exact"));
+    assert_eq!(hit.cost_micro_usd, 0);
+    assert_eq!(hit.saved_micro_usd, 2600);
+}
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[tokio::test]
+async fn assistant_answers_are_cached_until_the_knowledge_base_changes_and_purge_empties_it() {
+    // The assistant answers through a fake tier (every category routed to it), with the real
+    // MiniLM for retrieval.
+    let routes: String = [
+        "policy_lookup",
+        "faq",
+        "schedule",
+        "comparison",
+        "analysis",
+        "multi_step",
+    ]
+    .iter()
+    .map(|c| format!("{c} = \"tier\"\n"))
+    .collect();
+    let extra = format!(
+        "[deployments.cited]\nprovider = \"ai\"\nmodel = \"cited\"\nprice = {{ input = 1, output = 2 }}\n\
+         [aliases]\ntier = [\"cited\"]\n[assistant.routes]\n{routes}"
+    );
+    let (app, fake) = app(&extra).await;
+    let embedder = GatewayEmbedder::new(app.state.gateway.clone(), "embed");
+    let db = app.state.gateway.request_log().database().clone();
+    let ingest_dir = |dir: std::path::PathBuf| {
+        let (db, embedder) = (db.clone(), &embedder);
+        async move {
+            ingest(&db, &[dir], ChunkOptions::default(), embedder, &|_| {})
+                .await
+                .unwrap()
+        }
+    };
+    ingest_dir(repo("examples/handbook")).await;
+    let question = json!({"question": "How long is parental leave?"});
+    let ask = |body: Value| async {
+        let response = app.post("/v1/ask", body).await;
+        assert_eq!(response.status(), 200);
+        let cache = cache_header(&response);
+        let id = request_id(&response);
+        let answer: Value = response.json().await.unwrap();
+        (cache, id, answer)
+    };
+    let (first, _, answer) = ask(question.clone()).await;
+    assert_eq!(first, "miss");
+    assert_eq!(answer["status"], "success", "{answer}");
+    let (second, second_id, replayed) =
+        ask(json!({"question": "  how long is  PARENTAL leave?"})).await;
+    assert_eq!(second, "exact", "case and spacing do not matter");
+    assert_eq!(replayed["answer"], answer["answer"]);
+    assert_eq!(replayed["sources"], answer["sources"]);
+    assert_eq!(replayed["cache"], "exact");
+    assert_eq!(replayed["cost_micro_usd"], 0);
+    assert_eq!(fake.count("cited"), 1);
+    let row = app.log_row(&second_id).await;
+    assert_eq!(row.cache.as_deref(), Some("exact"));
+    assert!(row.saved_micro_usd > 0);
+    let (opted_out, _, _) =
+        ask(json!({"question": "How long is parental leave?", "cache": "no-store"})).await;
+    assert_eq!(opted_out, "bypass");
+
+    // Any ingest that changes a document moves the knowledge base's generation: answers made
+    // from the old documents are not served again.
+    let extra_docs = TempDir::new("extra-docs");
+    std::fs::create_dir_all(extra_docs.0.join("hr")).unwrap();
+    std::fs::write(
+        extra_docs.0.join("hr/bikes.md"),
+        "# Bike scheme\n\nEmployees may lease one bike through payroll.\n",
+    )
+    .unwrap();
+    ingest_dir(extra_docs.0.clone()).await;
+    let (after_ingest, _, _) = ask(question.clone()).await;
+    assert_eq!(after_ingest, "miss");
+
+    // `askacme cache purge --all` empties the store the server shares.
+    app.state.gateway.cache().flush().await;
+    let config = extra_docs.0.join("askacme.toml");
+    let data_dir = app.data_dir().display().to_string();
+    std::fs::write(&config, format!("[storage]\ndata_dir = {data_dir:?}\n")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
+        .arg("--config")
+        .arg(&config)
+        .args(["cache", "purge", "--all"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let purged: u64 = printed
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{printed}"));
+    // The two assistant answers (before and after the ingest) and the gateway entries of
+    // their model calls.
+    assert!(purged >= 2, "{printed}");
+}
