@@ -99,6 +99,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CacheCommand {
+    /// Review the semantic cache's near matches: each question, the cached question it was
+    /// matched with, their similarity, and whether it was served or why the guard refused.
+    Hits {
+        /// Semantic matches (exact hits are in the request log, `cache = 'exact'`).
+        #[arg(long, required = true)]
+        semantic: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Delete expired entries, and with `--all` or `--older-than` live ones too.
     Purge {
         /// Every entry.
@@ -224,6 +233,9 @@ fn run() -> Result<()> {
         Command::Cache {
             command: CacheCommand::Purge { all, older_than },
         } => runtime.block_on(purge_cache(&config, all, older_than)),
+        Command::Cache {
+            command: CacheCommand::Hits { semantic, limit },
+        } => runtime.block_on(cache_hits(&config, semantic, limit)),
         Command::Prompts { command } => prompts(&config, command),
         Command::Models {
             command: ModelsCommand::Fetch { names },
@@ -251,6 +263,22 @@ async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Res
     let purged = db.cache_purge(now_ms, created_before).await?;
     println!("purged {purged} cache entries");
     eprintln!("running servers stop serving them from memory within 10 s");
+    Ok(())
+}
+
+async fn cache_hits(config: &Config, semantic: bool, limit: u32) -> Result<()> {
+    debug_assert!(semantic, "clap requires --semantic");
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    println!(
+        "{:<34} {:>10}  {:<20}  question → matched question",
+        "request", "similarity", "decision"
+    );
+    for hit in db.semantic_hits(limit).await? {
+        println!(
+            "{:<34} {:>10.3}  {:<20}  {} → {}",
+            hit.request_id, hit.similarity, hit.decision, hit.question, hit.matched_question
+        );
+    }
     Ok(())
 }
 

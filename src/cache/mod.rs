@@ -8,6 +8,9 @@
 //! front that trusts an entry for at most `MEMORY_MAX_AGE`, so a purge from the CLI reaches
 //! running servers within that time.
 
+pub mod guard;
+pub mod semantic;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,8 +31,10 @@ const MEMORY_MAX_AGE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheStatus {
-    /// Served from the cache.
+    /// Served from the cache: the same request was answered before.
     Exact,
+    /// Served the answer of a similar question (the assistant only).
+    Semantic,
     /// Looked up, not found; the answer was stored if it succeeded.
     Miss,
     /// Not cacheable: not deterministic, opted out, or the cache is off.
@@ -40,6 +45,7 @@ impl CacheStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             CacheStatus::Exact => "exact",
+            CacheStatus::Semantic => "semantic",
             CacheStatus::Miss => "miss",
             CacheStatus::Bypass => "bypass",
         }

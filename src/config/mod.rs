@@ -74,6 +74,10 @@ pub struct CacheConfig {
     pub only_deterministic: bool,
     /// Entries kept in memory in front of the database (0: none).
     pub memory_entries: usize,
+    /// Serve the assistant's cached answer to a similar question (same scope, guard passed).
+    pub semantic: bool,
+    /// Cosine similarity of the two questions' embeddings at which the guard is consulted.
+    pub semantic_threshold: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +263,11 @@ pub struct RemoteProviderConfig {
     /// Anthropic requires `max_tokens`; used when the caller sends none.
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u32,
+    /// Anthropic only: mark the system prompt as a prompt-cache breakpoint
+    /// (`cache_control: {type: ephemeral}`), billed at `cache_write` once and `cached_input`
+    /// on later requests with the same prefix.
+    #[serde(default)]
+    pub cache_system_prompt: bool,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -540,6 +549,12 @@ impl Config {
         if self.cache.ttl_secs == 0 {
             return Err(ConfigError::invalid("cache.ttl_secs", "must be positive"));
         }
+        if !(0.5..=1.0).contains(&self.cache.semantic_threshold) {
+            return Err(ConfigError::invalid(
+                "cache.semantic_threshold",
+                "must be between 0.5 and 1",
+            ));
+        }
         if self.aliases.contains_key("auto") || self.deployments.contains_key("auto") {
             return Err(ConfigError::invalid(
                 "aliases.auto",
@@ -783,6 +798,7 @@ mod tests {
             "default_max_tokens",
             "cached_input",
             "cache_write",
+            "cache_system_prompt",
         ] {
             assert!(
                 example.contains(key),

@@ -18,6 +18,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::cache::semantic::{Lookup, SemanticCache};
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{AssistantConfig, Category, Config};
 use crate::error::GatewayError;
@@ -25,7 +26,7 @@ use crate::gateway::{Gateway, RequestContext};
 use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::prompts::{PromptError, Registry};
-use crate::store::{Database, RequestRecord};
+use crate::store::{Database, RequestRecord, SemanticEntry};
 use answer::{AnswerError, Generation};
 use classify::Classifier;
 use retrieve::Scope;
@@ -57,6 +58,28 @@ pub struct Escalation {
     /// The tier whose answer failed validation.
     pub from: String,
     pub reason: cascade::EscalationReason,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheMatch {
+    pub question: String,
+    pub similarity: f32,
+}
+
+/// A cached answer about to be served: how it was found and what it saves.
+struct CachedAnswer {
+    status: CacheStatus,
+    saved_micro_usd: u64,
+    matched: Option<CacheMatch>,
+}
+
+/// The question after the input check, and its embedding.
+struct Prepared {
+    question: String,
+    vector: Vec<f32>,
+    stages: StageLatency,
+    /// When the last finished stage ended.
+    clock: Instant,
 }
 
 /// `POST /v1/ask`'s body.
@@ -143,6 +166,9 @@ pub struct AskResponse {
     pub deployment: Option<String>,
     pub prompt_version: String,
     pub cache: CacheStatus,
+    /// For a semantic hit: the earlier question whose answer this is, and how similar it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_match: Option<CacheMatch>,
     pub usage: AskUsage,
     pub cost_micro_usd: u64,
     pub cost_usd: f64,
@@ -161,6 +187,8 @@ pub struct Assistant {
     retrieval: retrieve::Settings,
     db: Database,
     cache: Arc<ResponseCache>,
+    /// `None` when `cache.semantic` (or the cache) is off.
+    semantic: Option<SemanticCache>,
     /// Hash of every setting that shapes an answer, part of each cache key: a changed route,
     /// threshold or retrieval setting retires the cached answers.
     fingerprint: String,
@@ -196,6 +224,8 @@ impl Assistant {
         )]);
         Ok(Self {
             cache: gateway.cache().clone(),
+            semantic: (config.cache.enabled && config.cache.semantic)
+                .then(|| SemanticCache::new(db.clone(), config.cache.semantic_threshold)),
             db,
             fingerprint,
             gateway,
@@ -228,31 +258,47 @@ impl Assistant {
         let cacheable = self
             .cache
             .applies(prompt.temperature == 0.0, request.cache.or(ctx.cache));
-        let key = if cacheable {
+        // Every log row of this question (embedding, re-rank, answer) names the prompt version.
+        let ctx = &RequestContext {
+            prompt_version: Some(prompt.id()),
+            configured_model: true,
+            ..ctx.clone()
+        };
+        // What an answer depends on besides the question: only the same scope can match.
+        let scope = if cacheable {
             let generation = self.db.kb_generation().await.map_err(SearchError::from)?;
-            let question = request
-                .question
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase();
             Some(cache::ask_key(&[
                 &prompt.id(),
                 &generation.to_string(),
-                &question,
                 request.collection.as_deref().unwrap_or(""),
                 &self.fingerprint,
             ]))
         } else {
             None
         };
+        let key = scope.as_ref().map(|scope| {
+            let question = request.question.split_whitespace().collect::<Vec<_>>();
+            cache::ask_key(&[scope, &question.join(" ").to_lowercase()])
+        });
         if let Some(key) = &key
             && let Some(hit) = self.cache.get(key).await
             && let Ok(answer) = serde_json::from_str::<AskResponse>(&hit.body)
         {
-            return Ok(self.replay(answer, hit.cost_micro_usd, &prompt.id(), ctx));
+            let hit = CachedAnswer {
+                status: CacheStatus::Exact,
+                saved_micro_usd: hit.cost_micro_usd,
+                matched: None,
+            };
+            return Ok(self.replay(answer, hit, ctx));
         }
-        let mut answer = self.answer(request, prompt, ctx).await?;
+        let prepared = self.prepare(&request, ctx).await?;
+        if let (Some(scope), Some(semantic)) = (&scope, &self.semantic)
+            && let Some(answer) = self.semantic_hit(semantic, scope, &prepared, ctx).await
+        {
+            return Ok(answer);
+        }
+        let (question, vector) = (prepared.question.clone(), prepared.vector.clone());
+        let mut answer = self.answer(request, prepared, prompt, ctx).await?;
         answer.cache = if key.is_some() {
             CacheStatus::Miss
         } else {
@@ -262,9 +308,55 @@ impl Assistant {
             && matches!(answer.status, Status::Success | Status::NoAnswer)
             && let Ok(body) = serde_json::to_string(&answer)
         {
-            self.cache.put(key, "ask", body, answer.cost_micro_usd);
+            self.cache
+                .put(key.clone(), "ask", body, answer.cost_micro_usd);
+            // Only real answers are offered to similar questions; a `no_answer` is cheap to
+            // reproduce and a wrong reason to refuse a different question.
+            if let (Some(scope), Some(semantic), Status::Success) =
+                (&scope, &self.semantic, answer.status)
+            {
+                let entry = SemanticEntry {
+                    question,
+                    embedding: vector,
+                    answer_key: key,
+                };
+                semantic.add(scope, entry).await;
+            }
         }
         Ok(answer)
+    }
+
+    /// The answer of a similar question asked before, if the semantic cache finds one whose
+    /// difference the guard accepts and its answer is still cached.
+    async fn semantic_hit(
+        &self,
+        semantic: &SemanticCache,
+        scope: &str,
+        prepared: &Prepared,
+        ctx: &RequestContext,
+    ) -> Option<AskResponse> {
+        let lookup = semantic
+            .lookup(scope, &prepared.question, &prepared.vector, &ctx.request_id)
+            .await;
+        let Lookup::Served {
+            answer_key,
+            matched_question,
+            similarity,
+        } = lookup
+        else {
+            return None;
+        };
+        let hit = self.cache.get(&answer_key).await?;
+        let answer = serde_json::from_str::<AskResponse>(&hit.body).ok()?;
+        let hit = CachedAnswer {
+            status: CacheStatus::Semantic,
+            saved_micro_usd: hit.cost_micro_usd,
+            matched: Some(CacheMatch {
+                question: matched_question,
+                similarity,
+            }),
+        };
+        Some(self.replay(answer, hit, ctx))
     }
 
     /// A cached answer for this request: its own id and latency, nothing spent, and a log row
@@ -272,11 +364,11 @@ impl Assistant {
     fn replay(
         &self,
         mut answer: AskResponse,
-        saved_micro_usd: u64,
-        prompt_version: &str,
+        hit: CachedAnswer,
         ctx: &RequestContext,
     ) -> AskResponse {
-        answer.cache = CacheStatus::Exact;
+        answer.cache = hit.status;
+        answer.cache_match = hit.matched;
         answer.request_id.clone_from(&ctx.request_id);
         answer.usage = AskUsage::default();
         answer.cost_micro_usd = 0;
@@ -289,27 +381,22 @@ impl Assistant {
             answer.model.clone().unwrap_or_default(),
         );
         row.key_id = ctx.caller.key_id();
-        row.prompt_version = Some(prompt_version.to_owned());
-        row.cache = Some(CacheStatus::Exact.as_str().to_owned());
-        row.saved_micro_usd = saved_micro_usd;
+        row.prompt_version.clone_from(&ctx.prompt_version);
+        row.cache = Some(hit.status.as_str().to_owned());
+        row.saved_micro_usd = hit.saved_micro_usd;
         row.route = Some(format!("{} → response cache", ctx.endpoint));
         row.latency_ms = answer.latency_ms;
         self.gateway.request_log().record(row);
         answer
     }
 
-    async fn answer(
+    /// Input check and the question's embedding: what both the semantic cache and the rest of
+    /// the pipeline need.
+    async fn prepare(
         &self,
-        request: AskRequest,
-        prompt: &crate::prompts::Prompt,
+        request: &AskRequest,
         ctx: &RequestContext,
-    ) -> Result<AskResponse, AskError> {
-        // Every log row of this question (embedding, re-rank, answer) names the prompt version.
-        let ctx = &RequestContext {
-            prompt_version: Some(prompt.id()),
-            configured_model: true,
-            ..ctx.clone()
-        };
+    ) -> Result<Prepared, AskError> {
         let mut stages = StageLatency::default();
         let mut clock = Instant::now();
         let mut lap = |slot: &mut f64| {
@@ -334,6 +421,31 @@ impl Assistant {
             .pop()
             .unwrap_or_default();
         lap(&mut stages.embed);
+        Ok(Prepared {
+            question,
+            vector,
+            stages,
+            clock,
+        })
+    }
+
+    async fn answer(
+        &self,
+        request: AskRequest,
+        prepared: Prepared,
+        prompt: &crate::prompts::Prompt,
+        ctx: &RequestContext,
+    ) -> Result<AskResponse, AskError> {
+        let Prepared {
+            question,
+            vector,
+            mut stages,
+            mut clock,
+        } = prepared;
+        let mut lap = |slot: &mut f64| {
+            *slot = clock.elapsed().as_secs_f64() * 1000.0;
+            clock = Instant::now();
+        };
 
         let classification = {
             let _span = tracing::debug_span!("classify").entered();
@@ -372,6 +484,7 @@ impl Assistant {
             deployment: None,
             prompt_version: prompt.id(),
             cache: CacheStatus::Miss,
+            cache_match: None,
             usage: AskUsage::default(),
             cost_micro_usd: 0,
             cost_usd: 0.0,

@@ -23,7 +23,17 @@ const API_VERSION: &str = "2023-06-01";
 
 pub struct AnthropicProvider {
     http: HttpUpstream,
+    body: BodyOptions,
+}
+
+/// Choices made for every Messages API body this provider sends.
+#[derive(Debug, Clone, Copy)]
+struct BodyOptions {
+    /// Sent when the caller gives no `max_tokens` (the API requires one).
     default_max_tokens: u32,
+    /// Mark the system prompt as a prompt-cache breakpoint (`cache_control: ephemeral`), so
+    /// Anthropic bills repeated system prompts at the cached-input price.
+    cache_system_prompt: bool,
 }
 
 impl AnthropicProvider {
@@ -44,7 +54,10 @@ impl AnthropicProvider {
         }
         Ok(Self {
             http: HttpUpstream::new(config, headers)?,
-            default_max_tokens: config.default_max_tokens,
+            body: BodyOptions {
+                default_max_tokens: config.default_max_tokens,
+                cache_system_prompt: config.cache_system_prompt,
+            },
         })
     }
 }
@@ -52,13 +65,13 @@ impl AnthropicProvider {
 #[async_trait]
 impl Provider for AnthropicProvider {
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let body = to_messages_request(request, self.default_max_tokens, false)?;
+        let body = to_messages_request(request, self.body, false)?;
         let response: MessagesResponse = self.http.post_json("/v1/messages", &body).await?;
         Ok(response.into_chat_response())
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
-        let body = to_messages_request(request, self.default_max_tokens, true)?;
+        let body = to_messages_request(request, self.body, true)?;
         let events = self.http.post_sse("/v1/messages", &body).await?;
         Ok(translate_stream(events))
     }
@@ -78,7 +91,7 @@ impl Provider for AnthropicProvider {
 /// as the API requires alternating user and assistant turns.
 fn to_messages_request(
     request: &ChatRequest,
-    default_max_tokens: u32,
+    options: BodyOptions,
     stream: bool,
 ) -> Result<Value, ProviderError> {
     let mut system = Vec::new();
@@ -129,7 +142,11 @@ fn to_messages_request(
     body.insert("model".into(), json!(request.model));
     body.insert(
         "max_tokens".into(),
-        json!(request.max_output_tokens().unwrap_or(default_max_tokens)),
+        json!(
+            request
+                .max_output_tokens()
+                .unwrap_or(options.default_max_tokens)
+        ),
     );
     body.insert(
         "messages".into(),
@@ -141,7 +158,13 @@ fn to_messages_request(
         ),
     );
     if !system.is_empty() {
-        body.insert("system".into(), json!(system.join("\n\n")));
+        let system = system.join("\n\n");
+        let system = if options.cache_system_prompt {
+            json!([{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}])
+        } else {
+            json!(system)
+        };
+        body.insert("system".into(), system);
     }
     if let Some(t) = request.temperature {
         // OpenAI's range is 0..2, Anthropic's 0..1.
@@ -570,8 +593,22 @@ mod tests {
             "stop": "END",
             "temperature": 1.5
         }));
-        let body = to_messages_request(&req, 1000, false).unwrap();
+        let options = BodyOptions {
+            default_max_tokens: 1000,
+            cache_system_prompt: false,
+        };
+        let body = to_messages_request(&req, options, false).unwrap();
         assert_eq!(body["system"], "Be brief.");
+        let cached = BodyOptions {
+            cache_system_prompt: true,
+            ..options
+        };
+        let body_with_breakpoint = to_messages_request(&req, cached, false).unwrap();
+        assert_eq!(
+            body_with_breakpoint["system"],
+            json!([{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]),
+            "the system prompt is a prompt-cache breakpoint"
+        );
         assert_eq!(body["max_tokens"], 1000);
         assert_eq!(body["temperature"], 1.0);
         assert_eq!(body["stop_sequences"], json!(["END"]));

@@ -69,3 +69,99 @@ impl Database {
         Ok(done.rows_affected())
     }
 }
+
+/// A question the semantic cache knows, with its embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticEntry {
+    pub question: String,
+    pub embedding: Vec<f32>,
+    pub answer_key: String,
+}
+
+/// A near match the semantic cache considered, served or refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticHit {
+    pub request_id: String,
+    pub created_at_ms: i64,
+    pub question: String,
+    pub matched_question: String,
+    pub similarity: f32,
+    pub decision: String,
+}
+
+impl Database {
+    pub async fn semantic_entries(&self, scope: &str) -> Result<Vec<SemanticEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT question, embedding, answer_key FROM semantic_entries WHERE scope = ?",
+        )
+        .bind(scope)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let blob: Vec<u8> = row.try_get("embedding")?;
+                Ok(SemanticEntry {
+                    question: row.try_get("question")?,
+                    embedding: super::decode_vector(Some(&blob))?,
+                    answer_key: row.try_get("answer_key")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_semantic_entry(
+        &self,
+        scope: &str,
+        entry: &SemanticEntry,
+        created_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO semantic_entries (scope, question, embedding, answer_key, \
+             created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(scope)
+        .bind(&entry.question)
+        .bind(super::encode_vector(&entry.embedding))
+        .bind(&entry.answer_key)
+        .bind(created_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_semantic_hit(&self, hit: &SemanticHit) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO semantic_hits (request_id, created_at_ms, question, matched_question, \
+             similarity, decision) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&hit.request_id)
+        .bind(hit.created_at_ms)
+        .bind(&hit.question)
+        .bind(&hit.matched_question)
+        .bind(hit.similarity)
+        .bind(&hit.decision)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The most recent near matches, newest first.
+    pub async fn semantic_hits(&self, limit: u32) -> Result<Vec<SemanticHit>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM semantic_hits ORDER BY created_at_ms DESC LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SemanticHit {
+                    request_id: row.try_get("request_id")?,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                    question: row.try_get("question")?,
+                    matched_question: row.try_get("matched_question")?,
+                    similarity: row.try_get("similarity")?,
+                    decision: row.try_get("decision")?,
+                })
+            })
+            .collect()
+    }
+}

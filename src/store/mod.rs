@@ -4,7 +4,7 @@
 mod cache;
 mod keys;
 
-pub use cache::CacheRow;
+pub use cache::{CacheRow, SemanticEntry, SemanticHit};
 pub use keys::{KeyRecord, NewKey};
 
 use std::str::FromStr;
@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0004_gateway_reliability.sql"),
     ),
     (5, include_str!("../../migrations/0005_response_cache.sql")),
+    (6, include_str!("../../migrations/0006_semantic_cache.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

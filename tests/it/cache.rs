@@ -227,6 +227,37 @@ async fn assistant_answers_are_cached_until_the_knowledge_base_changes_and_purge
         ask(json!({"question": "How long is parental leave?", "cache": "no-store"})).await;
     assert_eq!(opted_out, "bypass");
 
+    // A paraphrase is served the same answer by the semantic cache; a narrower question is not.
+    let (semantic, semantic_id, paraphrased) =
+        ask(json!({"question": "What is the length of parental leave?"})).await;
+    assert_eq!(semantic, "semantic");
+    assert_eq!(paraphrased["answer"], answer["answer"]);
+    assert_eq!(
+        paraphrased["cache_match"]["question"],
+        "How long is parental leave?"
+    );
+    assert!(paraphrased["cache_match"]["similarity"].as_f64().unwrap() >= 0.78);
+    assert_eq!(
+        app.log_row(&semantic_id).await.cache.as_deref(),
+        Some("semantic")
+    );
+    let (narrower, _, _) =
+        ask(json!({"question": "How long is parental leave for part-time employees?"})).await;
+    assert_eq!(narrower, "miss", "the guard refused the part-time question");
+    let reviewed = db.semantic_hits(10).await.unwrap();
+    assert!(
+        reviewed.iter().any(
+            |h| h.decision == "served" && h.question == "What is the length of parental leave?"
+        ),
+        "{reviewed:?}"
+    );
+    assert!(
+        reviewed
+            .iter()
+            .any(|h| h.decision == "qualifiers differ" && h.question.contains("part-time")),
+        "{reviewed:?}"
+    );
+
     // Any ingest that changes a document moves the knowledge base's generation: answers made
     // from the old documents are not served again.
     let extra_docs = TempDir::new("extra-docs");
@@ -265,4 +296,103 @@ async fn assistant_answers_are_cached_until_the_knowledge_base_changes_and_purge
     // The two assistant answers (before and after the ingest) and the gateway entries of
     // their model calls.
     assert!(purged >= 2, "{printed}");
+}
+
+#[derive(serde::Deserialize)]
+struct PairSet {
+    pairs: Vec<Pair>,
+}
+
+#[derive(serde::Deserialize)]
+struct Pair {
+    a: String,
+    b: String,
+    expect: String,
+}
+
+/// The semantic cache's threshold table on the labelled pairs (evals/semantic_pairs.toml): how
+/// many paraphrases would be served, and how many near-misses would wrongly be, with and
+/// without the guard. The default threshold with the guard must serve at least 60% of the
+/// paraphrases and at most 2% of the near-misses.
+#[tokio::test]
+async fn semantic_threshold_table_on_the_labelled_pairs() {
+    use askacme::cache::guard;
+    use askacme::gateway::RequestContext;
+    use askacme::models::embedder::{cosine, normalized};
+    use askacme::providers::types::{EmbeddingInput, EmbeddingRequest};
+
+    let set: PairSet =
+        toml::from_str(&std::fs::read_to_string(repo("evals/semantic_pairs.toml")).unwrap())
+            .unwrap();
+    let hits = set.pairs.iter().filter(|p| p.expect == "hit").count();
+    let misses = set.pairs.len() - hits;
+    assert!(set.pairs.len() >= 60 && hits >= 25 && misses >= 25);
+    let app = App::spawn("").await;
+    let texts: Vec<String> = set
+        .pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect();
+    let request = EmbeddingRequest {
+        model: "embed".into(),
+        input: EmbeddingInput::Many(texts),
+        encoding_format: None,
+        dimensions: None,
+        user: None,
+    };
+    let ctx = RequestContext::new("semantic-pairs", "test");
+    let vectors: Vec<Vec<f32>> = app
+        .state
+        .gateway
+        .embed(request, &ctx)
+        .await
+        .unwrap()
+        .embeddings
+        .vectors
+        .into_iter()
+        .map(normalized)
+        .collect();
+    let scored: Vec<(&Pair, f32, bool)> = set
+        .pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let similarity = cosine(&vectors[2 * i], &vectors[2 * i + 1]);
+            (p, similarity, guard::difference(&p.a, &p.b).is_none())
+        })
+        .collect();
+    let rate = |expect: &str, threshold: f32, guarded: bool| {
+        let of_kind: Vec<_> = scored
+            .iter()
+            .filter(|(p, _, _)| p.expect == expect)
+            .collect();
+        let served = of_kind
+            .iter()
+            .filter(|(_, s, passes)| *s >= threshold && (*passes || !guarded))
+            .count();
+        served as f64 / of_kind.len() as f64
+    };
+    println!(
+        "| threshold | paraphrases served | near-misses served, no guard | near-misses served, with guard |"
+    );
+    println!("|---|---|---|---|");
+    for threshold in [0.75, 0.78, 0.80, 0.82, 0.85, 0.88, 0.90, 0.92, 0.95] {
+        println!(
+            "| {threshold:.2} | {:.0}% | {:.0}% | {:.1}% |",
+            100.0 * rate("hit", threshold, true),
+            100.0 * rate("miss", threshold, false),
+            100.0 * rate("miss", threshold, true),
+        );
+    }
+    let default = askacme::config::Config::load(None)
+        .unwrap()
+        .cache
+        .semantic_threshold;
+    let served = rate("hit", default, true);
+    let false_hits = rate("miss", default, true);
+    assert!(served >= 0.6, "paraphrases served at {default}: {served}");
+    assert!(
+        false_hits <= 0.02,
+        "near-misses served at {default}: {false_hits}"
+    );
 }

@@ -182,6 +182,37 @@ async fn openai_stream_relays_chunks_usage_and_done() {
     );
 }
 
+/// Provider prompt-cache reads and writes are priced exactly when streamed, as when not:
+/// OpenAI's `prompt_tokens_details.cached_tokens` in the final usage chunk, Anthropic's
+/// `cache_read_input_tokens` / `cache_creation_input_tokens` in `message_start`.
+#[tokio::test]
+async fn cached_token_costs_are_exact_when_streamed() {
+    let (app, _fake) = app().await;
+    for (model, cached, written, cost) in [
+        // 500 uncached × $2.50 + 1500 cached × $1.25 + 300 × $10 per Mtok.
+        ("openai-cached", 1500, 0, 6125),
+        // 10 uncached × $3 + 100 read × $0.30 + 20 written × $3.75 + 5 × $15 per Mtok.
+        ("claude-ok", 100, 20, 210),
+    ] {
+        let response = app.post("/v1/chat/completions", streamed(model)).await;
+        let id = request_id(&response);
+        let out = assemble(&response.text().await.unwrap());
+        assert!(out.done, "{model}");
+        assert_eq!(
+            out.usage.unwrap()["prompt_tokens_details"]["cached_tokens"],
+            cached,
+            "{model}"
+        );
+        let row = app.log_row(&id).await;
+        assert_eq!(
+            (row.cached_tokens, row.cache_write_tokens),
+            (cached, written),
+            "{model}"
+        );
+        assert_eq!(row.cost_micro_usd, cost, "{model}");
+    }
+}
+
 #[tokio::test]
 async fn stream_without_include_usage_gets_no_usage_chunk() {
     let (app, _fake) = app().await;

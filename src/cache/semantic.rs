@@ -1,0 +1,148 @@
+//! The semantic cache: a question close enough to one already answered (cosine similarity of
+//! their MiniLM embeddings at least `cache.semantic_threshold`) in the same scope gets that
+//! answer, unless the guard finds a meaningful difference between the two questions. Every
+//! near match, served or refused, is recorded for review.
+//!
+//! Questions and embeddings live in SQLite; each scope's are loaded into memory on first use
+//! and searched by brute force (a few thousand questions per scope take well under a
+//! millisecond).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::guard;
+use crate::models::embedder::cosine;
+use crate::store::{Database, SemanticEntry, SemanticHit};
+
+/// The outcome of a lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// No cached question in the scope reaches the threshold.
+    None,
+    /// Close enough, and the guard found no difference: serve the answer under `answer_key`.
+    Served {
+        answer_key: String,
+        matched_question: String,
+        similarity: f32,
+    },
+    /// Close enough, but the guard found a difference.
+    Refused {
+        matched_question: String,
+        similarity: f32,
+        difference: guard::Difference,
+    },
+}
+
+pub struct SemanticCache {
+    db: Database,
+    threshold: f32,
+    scopes: Mutex<HashMap<String, Vec<SemanticEntry>>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl SemanticCache {
+    pub fn new(db: Database, threshold: f32) -> Self {
+        Self {
+            db,
+            threshold,
+            scopes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Loads a scope's questions from the database the first time it is used.
+    async fn load(&self, scope: &str) {
+        if self.scopes.lock().is_ok_and(|s| s.contains_key(scope)) {
+            return;
+        }
+        match self.db.semantic_entries(scope).await {
+            Ok(entries) => {
+                if let Ok(mut scopes) = self.scopes.lock() {
+                    scopes.entry(scope.to_owned()).or_insert(entries);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "semantic cache read failed"),
+        }
+    }
+
+    /// The cached question nearest to `vector` in `scope`, with its similarity.
+    fn nearest(&self, scope: &str, vector: &[f32]) -> Option<(SemanticEntry, f32)> {
+        let scopes = self.scopes.lock().ok()?;
+        scopes
+            .get(scope)?
+            .iter()
+            .map(|e| (e, cosine(&e.embedding, vector)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(e, s)| (e.clone(), s))
+    }
+
+    /// The best match for `question` in `scope`, judged by the threshold and the guard, and
+    /// recorded (under `request_id`) when it reached the threshold.
+    pub async fn lookup(
+        &self,
+        scope: &str,
+        question: &str,
+        vector: &[f32],
+        request_id: &str,
+    ) -> Lookup {
+        self.load(scope).await;
+        let best = self.nearest(scope, vector);
+        let Some((entry, similarity)) = best.filter(|(_, s)| *s >= self.threshold) else {
+            return Lookup::None;
+        };
+        let lookup = match guard::difference(question, &entry.question) {
+            None => Lookup::Served {
+                answer_key: entry.answer_key.clone(),
+                matched_question: entry.question.clone(),
+                similarity,
+            },
+            Some(difference) => Lookup::Refused {
+                matched_question: entry.question.clone(),
+                similarity,
+                difference,
+            },
+        };
+        let decision = match &lookup {
+            Lookup::Refused { difference, .. } => difference.as_str(),
+            _ => "served",
+        };
+        tracing::info!(
+            question,
+            matched = entry.question,
+            similarity,
+            decision,
+            "semantic cache"
+        );
+        let hit = SemanticHit {
+            request_id: request_id.to_owned(),
+            created_at_ms: now_ms(),
+            question: question.to_owned(),
+            matched_question: entry.question.clone(),
+            similarity,
+            decision: decision.to_owned(),
+        };
+        if let Err(e) = self.db.record_semantic_hit(&hit).await {
+            tracing::warn!(error = %e, "cannot record a semantic cache match");
+        }
+        lookup
+    }
+
+    /// Remembers an answered question.
+    pub async fn add(&self, scope: &str, entry: SemanticEntry) {
+        if let Err(e) = self.db.add_semantic_entry(scope, &entry, now_ms()).await {
+            tracing::warn!(error = %e, "semantic cache write failed");
+            return;
+        }
+        if let Ok(mut scopes) = self.scopes.lock()
+            && let Some(entries) = scopes.get_mut(scope)
+        {
+            entries.retain(|e| e.question != entry.question);
+            entries.push(entry);
+        }
+    }
+}
