@@ -14,31 +14,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use askacme::cache::CacheDirective;
-use askacme::config::Config;
 use askacme::eval::retrieval::{self, BM25, DENSE, HYBRID, LabelledSet, Variant};
 use askacme::gateway::{RequestContext, new_request_id};
-use askacme::kb::chunk::ChunkOptions;
-use askacme::kb::embed::GatewayEmbedder;
-use askacme::kb::ingest::ingest;
 use askacme::kb::search::Mode;
 use askacme::pipeline::{AskRequest, AskResponse, Assistant, StageLatency, Status};
 use askacme::server::AppState;
 
-const CATEGORIES: [&str; 6] = [
-    "policy_lookup",
-    "faq",
-    "schedule",
-    "comparison",
-    "analysis",
-    "multi_step",
-];
+mod support;
+use support::{TempDir, app, ingest_roots, percentile, repo};
 
 fn main() {
     askacme::providers::install_tls_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     runtime.block_on(async {
         ingest_throughput().await;
         let (state, _dir) = app_with_handbook("").await;
@@ -50,45 +37,17 @@ fn main() {
     });
 }
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn app(extra: &str) -> (AppState, TempDir) {
-    let dir = std::env::temp_dir().join(format!("askacme-bench-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let models = Config::load(None).unwrap().models_dir();
-    let config = Config::from_toml_str(&format!(
-        "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n{extra}",
-        dir.display().to_string(),
-        models.display().to_string()
-    ))
-    .unwrap();
-    (AppState::from_config(&config).await.unwrap(), TempDir(dir))
-}
-
-async fn ingest_roots(state: &AppState, roots: &[PathBuf]) -> (usize, f64) {
-    let embedder = GatewayEmbedder::new(state.gateway.clone(), "embed");
-    let db = state.gateway.request_log().database().clone();
-    let started = Instant::now();
-    let report = ingest(&db, roots, ChunkOptions::default(), &embedder, &|_| {})
-        .await
-        .unwrap();
-    (report.chunks_written, started.elapsed().as_secs_f64())
-}
-
 async fn app_with_handbook(extra: &str) -> (AppState, TempDir) {
     let (state, dir) = app(extra).await;
     ingest_roots(&state, &[repo("examples/handbook")]).await;
     (state, dir)
+}
+
+/// Chunks written and seconds taken to ingest `roots`.
+async fn timed_ingest(state: &AppState, roots: &[PathBuf]) -> (usize, f64) {
+    let started = Instant::now();
+    let chunks = ingest_roots(state, roots).await;
+    (chunks, started.elapsed().as_secs_f64())
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -115,14 +74,14 @@ async fn ingest_throughput() {
             root
         })
         .collect();
-    let (chunks, seconds) = ingest_roots(&state, &roots).await;
+    let (chunks, seconds) = timed_ingest(&state, &roots).await;
     println!("## Ingest (10 copies of examples/handbook, MiniLM embeddings, SQLite)\n");
     println!("| chunks | seconds | chunks/s |\n|---|---|---|");
     println!(
         "| {chunks} | {seconds:.2} | {:.0} |\n",
         chunks as f64 / seconds
     );
-    let (_, again) = ingest_roots(&state, &roots).await;
+    let (_, again) = timed_ingest(&state, &roots).await;
     println!(
         "Re-ingest of the unchanged corpus: {:.0} ms.\n",
         again * 1000.0
@@ -163,10 +122,7 @@ async fn recall(state: &AppState) {
 }
 
 async fn answers(model: &str) {
-    let routes: String = CATEGORIES
-        .iter()
-        .map(|c| format!("{c} = \"{model}\"\n"))
-        .collect();
+    let routes = support::routes_to(model);
     let (state, _dir) = app_with_handbook(&format!("[assistant.routes]\n{routes}")).await;
     let assistant: Arc<Assistant> = state.assistant().await.unwrap();
     let set = LabelledSet::load(&repo("evals/handbook_questions.toml")).unwrap();
@@ -177,12 +133,9 @@ async fn answers(model: &str) {
     let ask = |question: &str| {
         let assistant = assistant.clone();
         let request = AskRequest {
-            question: question.to_owned(),
-            session_id: None,
-            user: None,
-            collection: None,
             // Every question through the pipeline: the bench measures answering, not the cache.
             cache: Some(CacheDirective::NoStore),
+            ..AskRequest::new(question)
         };
         async move {
             let ctx = RequestContext::new(new_request_id(), "bench");
@@ -264,11 +217,4 @@ async fn answers(model: &str) {
         );
     }
     println!();
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }

@@ -31,16 +31,16 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+mod support;
+use support::percentile;
+
 /// Set in the child process that plays the upstream, so that the direct path and the gateway
 /// path both cross a process boundary.
 const UPSTREAM_ROLE: &str = "ASKACME_BENCH_UPSTREAM_PORT";
 
 fn main() {
     askacme::providers::install_tls_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     if let Ok(port) = std::env::var(UPSTREAM_ROLE) {
         runtime.block_on(serve_fake_upstream(port.parse().unwrap()));
         return;
@@ -49,10 +49,6 @@ fn main() {
     runtime.block_on(fault_scenario());
     local_generation();
     embeddings();
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// The upstream: answers every chat request, except that model `flaky` fails half of them

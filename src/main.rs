@@ -251,7 +251,7 @@ fn run() -> Result<()> {
 }
 
 async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Result<()> {
-    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let state = AppState::from_config(config).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
@@ -260,7 +260,12 @@ async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Res
         (false, Some(seconds)) => now_ms - (seconds as i64).saturating_mul(1000),
         (false, None) => i64::MIN,
     };
-    let purged = db.cache_purge(now_ms, created_before).await?;
+    let purged = state
+        .gateway
+        .cache()
+        .purge(now_ms, created_before)
+        .await
+        .map_err(anyhow::Error::msg)?;
     println!("purged {purged} cache entries");
     eprintln!("running servers stop serving them from memory within 10 s");
     Ok(())
@@ -478,11 +483,9 @@ async fn ask(
     let result = async {
         let assistant = state.assistant().await?;
         let request = AskRequest {
-            question,
-            session_id: None,
-            user: None,
             collection,
             cache: no_cache.then_some(askacme::cache::CacheDirective::NoStore),
+            ..AskRequest::new(question)
         };
         assistant.handle(request, &ctx).await
     }

@@ -4,9 +4,10 @@
 //! identical request while it lives. By default only deterministic requests (temperature 0) are
 //! cached; callers opt out per request with `cache-control: no-store` or `"cache": "no-store"`.
 //!
-//! Entries live in SQLite (shared by every process on the database) with a small in-memory
-//! front that trusts an entry for at most `MEMORY_MAX_AGE`, so a purge from the CLI reaches
-//! running servers within that time.
+//! Entries live in SQLite (shared by every process on the database), or in Redis when
+//! `storage.redis_url` is set (shared by every instance on it), with a small in-memory front
+//! that trusts an entry for at most `MEMORY_MAX_AGE`, so a purge from the CLI reaches running
+//! servers within that time.
 
 pub mod guard;
 pub mod semantic;
@@ -52,9 +53,93 @@ impl CacheStatus {
     }
 }
 
+/// Where entries live behind the memory front.
+#[derive(Clone)]
+pub enum Store {
+    Database(Database),
+    Redis(redis::aio::ConnectionManager),
+}
+
+const REDIS_PREFIX: &str = "askacme:cache:";
+
+impl Store {
+    async fn get(&self, key: &str, now_ms: i64) -> Result<Option<CacheRow>, String> {
+        match self {
+            Store::Database(db) => db.cache_get(key, now_ms).await.map_err(|e| e.to_string()),
+            Store::Redis(redis) => {
+                let mut redis = redis.clone();
+                let json: Option<String> = redis::cmd("GET")
+                    .arg(format!("{REDIS_PREFIX}{key}"))
+                    .query_async(&mut redis)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let row = json
+                    .map(|j| serde_json::from_str::<CacheRow>(&j))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                Ok(row.filter(|r| r.expires_at_ms > now_ms))
+            }
+        }
+    }
+
+    async fn put(&self, row: &CacheRow, now_ms: i64) -> Result<(), String> {
+        match self {
+            Store::Database(db) => db.cache_put(row).await.map_err(|e| e.to_string()),
+            Store::Redis(redis) => {
+                let mut redis = redis.clone();
+                let json = serde_json::to_string(row).map_err(|e| e.to_string())?;
+                let ttl_ms = (row.expires_at_ms - now_ms).max(1);
+                redis::cmd("SET")
+                    .arg(format!("{REDIS_PREFIX}{}", row.key))
+                    .arg(json)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async::<()>(&mut redis)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Deletes expired entries and those created before `created_before_ms`.
+    async fn purge(&self, now_ms: i64, created_before_ms: i64) -> Result<u64, String> {
+        match self {
+            Store::Database(db) => db
+                .cache_purge(now_ms, created_before_ms)
+                .await
+                .map_err(|e| e.to_string()),
+            Store::Redis(redis) => {
+                // Redis expires entries itself; what is left to delete is by age.
+                let mut redis = redis.clone();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{REDIS_PREFIX}*"))
+                    .query_async(&mut redis)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut purged = 0;
+                for key in keys {
+                    let stale = match self.get(&key[REDIS_PREFIX.len()..], now_ms).await? {
+                        Some(row) => row.created_at_ms < created_before_ms,
+                        None => true,
+                    };
+                    if stale {
+                        let deleted: u64 = redis::cmd("DEL")
+                            .arg(&key)
+                            .query_async(&mut redis)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        purged += deleted;
+                    }
+                }
+                Ok(purged)
+            }
+        }
+    }
+}
+
 pub struct ResponseCache {
     config: CacheConfig,
-    db: Database,
+    store: Store,
     memory: Mutex<MemoryFront>,
     /// Each database write in flight holds a read guard; `flush` takes the write side, so it
     /// returns once they are all done.
@@ -73,16 +158,25 @@ fn now_ms() -> i64 {
 }
 
 impl ResponseCache {
-    pub fn new(config: CacheConfig, db: Database) -> Self {
+    pub fn new(config: CacheConfig, store: Store) -> Self {
         Self {
             config,
-            db,
+            store,
             memory: Mutex::new(MemoryFront {
                 entries: HashMap::new(),
                 tick: 0,
             }),
             writes: Arc::new(tokio::sync::RwLock::new(())),
         }
+    }
+
+    /// Deletes expired entries and those created before `created_before_ms` (all of them with
+    /// `i64::MAX`); returns how many. This process's memory front is emptied too.
+    pub async fn purge(&self, now_ms: i64, created_before_ms: i64) -> Result<u64, String> {
+        if let Ok(mut memory) = self.memory.lock() {
+            memory.entries.clear();
+        }
+        self.store.purge(now_ms, created_before_ms).await
     }
 
     /// Waits until every entry stored so far is in the database (before a CLI exits).
@@ -111,7 +205,7 @@ impl ResponseCache {
                 return Some(row.clone());
             }
         }
-        match self.db.cache_get(key, now).await {
+        match self.store.get(key, now).await {
             Ok(Some(row)) => {
                 let row = Arc::new(row);
                 self.remember(row.clone());
@@ -139,7 +233,7 @@ impl ResponseCache {
             expires_at_ms: created + (self.config.ttl_secs as i64).saturating_mul(1000),
         });
         self.remember(row.clone());
-        let db = self.db.clone();
+        let store = self.store.clone();
         let (Ok(runtime), Ok(in_flight)) = (
             tokio::runtime::Handle::try_current(),
             self.writes.clone().try_read_owned(),
@@ -147,7 +241,7 @@ impl ResponseCache {
             return;
         };
         runtime.spawn(async move {
-            if let Err(e) = db.cache_put(&row).await {
+            if let Err(e) = store.put(&row, created).await {
                 tracing::warn!(error = %e, "response cache write failed");
             }
             drop(in_flight);

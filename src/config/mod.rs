@@ -165,6 +165,15 @@ pub enum Category {
 }
 
 impl Category {
+    pub const ALL: [Category; 6] = [
+        Category::PolicyLookup,
+        Category::Faq,
+        Category::Schedule,
+        Category::Comparison,
+        Category::Analysis,
+        Category::MultiStep,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Category::PolicyLookup => "policy_lookup",

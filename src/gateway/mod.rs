@@ -173,6 +173,7 @@ impl Gateway {
         config: &Config,
         log: RequestLog,
         access: Arc<Access>,
+        cache: Arc<ResponseCache>,
     ) -> Result<Self, GatewayError> {
         let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
         let mut local = HashMap::new();
@@ -231,10 +232,7 @@ impl Gateway {
             access,
             auto: (!config.auto.examples.is_empty())
                 .then(|| auto::AutoRouter::new(config.auto.clone())),
-            cache: Arc::new(ResponseCache::new(
-                config.cache.clone(),
-                log.database().clone(),
-            )),
+            cache,
             log,
         })
     }

@@ -119,9 +119,25 @@ impl Embedder for BertEmbedder {
     }
 }
 
-/// Cosine similarity of two unit-length vectors, which is their dot product.
+/// Cosine similarity of two unit-length vectors, which is their dot product. Summed in eight
+/// independent lanes: a single running sum cannot be vectorised (float addition is not
+/// reassociated), eight can, which makes brute-force search over 100k vectors ~8x faster.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    const LANES: usize = 8;
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    let mut lanes = [0.0f32; LANES];
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for i in 0..LANES {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Unit length (a zero vector stays zero). Remote models do not all return unit vectors; the
@@ -149,4 +165,23 @@ pub fn centroids<'a, L: PartialEq>(
     sums.into_iter()
         .map(|(label, sum)| (label, normalized(sum)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_is_the_dot_product_at_any_length() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for len in [0, 3, 8, 13, 384] {
+            let a: Vec<f32> = (0..len).map(|_| rng.f32() - 0.5).collect();
+            let b: Vec<f32> = (0..len).map(|_| rng.f32() - 0.5).collect();
+            let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((cosine(&a, &b) - naive).abs() < 1e-5, "length {len}");
+        }
+        let unit = normalized(vec![3.0, 4.0]);
+        assert!((cosine(&unit, &unit) - 1.0).abs() < 1e-6);
+        assert_eq!(cosine(&[1.0, 0.0], &[0.0, 1.0]), 0.0);
+    }
 }

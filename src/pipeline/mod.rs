@@ -83,7 +83,7 @@ struct Prepared {
 }
 
 /// `POST /v1/ask`'s body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     pub question: String,
@@ -97,6 +97,15 @@ pub struct AskRequest {
     /// `"no-store"`: neither read nor write the response cache.
     #[serde(default)]
     pub cache: Option<CacheDirective>,
+}
+
+impl AskRequest {
+    pub fn new(question: impl Into<String>) -> Self {
+        Self {
+            question: question.into(),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

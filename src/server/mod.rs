@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
-use crate::cache::{CacheDirective, CacheStatus};
+use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{Config, resolve_secret};
 use crate::error::{ApiError, GatewayError};
 use crate::gateway::limits::{LimitStore, MemoryLimits, RedisLimits};
@@ -224,6 +224,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, StartError> {
+    let unreachable = |e: redis::RedisError| StartError::Redis(format!("{url}: {e}"));
+    let client = redis::Client::open(url).map_err(unreachable)?;
+    redis::aio::ConnectionManager::new(client)
+        .await
+        .map_err(unreachable)
+}
+
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -237,6 +245,8 @@ pub enum StartError {
     Limits(#[from] crate::gateway::limits::LimitError),
     #[error("auth.master_key: {0}")]
     MasterKey(String),
+    #[error("storage.redis_url: cannot connect to {0}")]
+    Redis(String),
 }
 
 impl AppState {
@@ -263,8 +273,13 @@ impl AppState {
             db.clone(),
             limits,
         );
+        let store = match &config.storage.redis_url {
+            url if url.is_empty() => cache::Store::Database(db.clone()),
+            url => cache::Store::Redis(connect_redis(url).await?),
+        };
+        let cache = Arc::new(ResponseCache::new(config.cache.clone(), store));
         let log = crate::gateway::RequestLog::start(db);
-        let gateway = Arc::new(Gateway::from_config(config, log, Arc::new(access))?);
+        let gateway = Arc::new(Gateway::from_config(config, log, Arc::new(access), cache)?);
         if !config.storage.redis_url.is_empty() {
             tokio::spawn(
                 gateway

@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::{Database, StoreError, to_i64};
 
 /// A cached response as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheRow {
     pub key: String,
     pub kind: String,

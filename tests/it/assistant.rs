@@ -280,17 +280,10 @@ async fn the_cascade_escalates_a_failing_cheap_answer_to_the_strong_tier() {
     let (fake, addr) = Fake::spawn().await;
     // Every category goes to the cheap tier, whose fake answers "16 weeks" without a citation;
     // the strong tier's fake answers with the handbook's figure and a citation.
-    let routes: String = [
-        "policy_lookup",
-        "faq",
-        "schedule",
-        "comparison",
-        "analysis",
-        "multi_step",
-    ]
-    .iter()
-    .map(|c| format!("{c} = \"cheap\"\n"))
-    .collect();
+    let routes: String = askacme::config::Category::ALL
+        .iter()
+        .map(|c| format!("{} = \"cheap\"\n", c.as_str()))
+        .collect();
     let extra = format!(
         "[providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
          [deployments.cheap-fake]\nprovider = \"ai\"\nmodel = \"ok\"\nprice = {{ input = 0.1, output = 0.1 }}\n\

@@ -173,17 +173,10 @@ fn repo(path: &str) -> std::path::PathBuf {
 async fn assistant_answers_are_cached_until_the_knowledge_base_changes_and_purge_empties_it() {
     // The assistant answers through a fake tier (every category routed to it), with the real
     // MiniLM for retrieval.
-    let routes: String = [
-        "policy_lookup",
-        "faq",
-        "schedule",
-        "comparison",
-        "analysis",
-        "multi_step",
-    ]
-    .iter()
-    .map(|c| format!("{c} = \"tier\"\n"))
-    .collect();
+    let routes: String = askacme::config::Category::ALL
+        .iter()
+        .map(|c| format!("{} = \"tier\"\n", c.as_str()))
+        .collect();
     let extra = format!(
         "[deployments.cited]\nprovider = \"ai\"\nmodel = \"cited\"\nprice = {{ input = 1, output = 2 }}\n\
          [aliases]\ntier = [\"cited\"]\n[assistant.routes]\n{routes}"
@@ -395,4 +388,35 @@ async fn semantic_threshold_table_on_the_labelled_pairs() {
         false_hits <= 0.02,
         "near-misses served at {default}: {false_hits}"
     );
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_the_cache() {
+    let Ok(redis_url) = std::env::var("ASKACME_TEST_REDIS_URL") else {
+        eprintln!(
+            "skipped: set ASKACME_TEST_REDIS_URL=redis://127.0.0.1:6379 to run the shared-cache test (.ci/run does)"
+        );
+        return;
+    };
+    let (fake, addr) = Fake::spawn().await;
+    // Two instances with their own databases: only Redis is shared.
+    let config = format!(
+        "storage.redis_url = \"{redis_url}\"\n\
+         [providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
+         [deployments.paid]\nprovider = \"ai\"\nmodel = \"ok\"\nprice = {{ input = 1, output = 2 }}\n"
+    );
+    let (first, second) = (App::spawn(&config).await, App::spawn(&config).await);
+    // A question of its own, so no earlier run's entry answers it.
+    let body = chat(
+        json!({"messages": [{"role": "user", "content": format!("Run {}?", uuid::Uuid::now_v7())}]}),
+    );
+    assert_eq!(send(&first, body.clone()).await.0, "miss");
+    first.state.gateway.cache().flush().await;
+    let (cache, id, _) = send(&second, body).await;
+    assert_eq!(
+        cache, "exact",
+        "one instance's answer is a hit on the other"
+    );
+    assert_eq!(fake.count("ok"), 1);
+    assert_eq!(second.log_row(&id).await.saved_micro_usd, 2600);
 }
