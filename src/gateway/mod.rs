@@ -524,9 +524,7 @@ impl Gateway {
                     format!("input[{i}]"),
                 ));
             }
-            if !ctx.configured_model {
-                self.access.check_model(&ctx.caller, &request.model)?;
-            }
+            self.check_allowed(&request.model, ctx)?;
             let estimated = estimate_tokens(inputs.iter());
             let worst = self.worst_cost(&request.model, estimated, 0);
             let hold = self.access.hold(&ctx.caller, estimated, worst).await?;

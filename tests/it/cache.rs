@@ -96,6 +96,37 @@ async fn any_parameter_that_changes_the_answer_misses() {
 }
 
 #[tokio::test]
+async fn the_same_last_message_in_another_conversation_does_not_hit() {
+    let (app, fake) = app("").await;
+    let conversation = |earlier: &str| {
+        chat(json!({"messages": [
+            {"role": "user", "content": earlier},
+            {"role": "assistant", "content": "Sure."},
+            {"role": "user", "content": "And how long is it?"},
+        ]}))
+    };
+    assert_eq!(
+        send(&app, conversation("Tell me about parental leave."))
+            .await
+            .0,
+        "miss"
+    );
+    assert_eq!(
+        send(&app, conversation("Tell me about sick leave."))
+            .await
+            .0,
+        "miss"
+    );
+    assert_eq!(
+        send(&app, conversation("Tell me about parental leave."))
+            .await
+            .0,
+        "exact"
+    );
+    assert_eq!(fake.count("ok"), 2);
+}
+
+#[tokio::test]
 async fn only_deterministic_requests_are_cached_and_callers_can_opt_out() {
     let (app, fake) = app("").await;
     for sampled in [json!({"temperature": 0.7}), json!({"temperature": null})] {
