@@ -34,6 +34,9 @@ pub enum Lookup {
     },
 }
 
+/// Scopes kept in memory at most (collections × live prompt versions, with room to spare).
+const MAX_SCOPES: usize = 64;
+
 pub struct SemanticCache {
     db: Database,
     threshold: f32,
@@ -63,6 +66,11 @@ impl SemanticCache {
         match self.db.semantic_entries(scope).await {
             Ok(entries) => {
                 if let Ok(mut scopes) = self.scopes.lock() {
+                    // Every ingest and prompt version starts new scopes; the old ones are
+                    // never asked again, so a bound is enough to keep memory flat.
+                    if scopes.len() >= MAX_SCOPES {
+                        scopes.clear();
+                    }
                     scopes.entry(scope.to_owned()).or_insert(entries);
                 }
             }
