@@ -7,7 +7,7 @@ use std::time::Duration;
 use askacme::gateway::access::new_key;
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, TempDir};
+use crate::harness::{App, Fake, TempDir, run_cli, test_redis_url};
 
 const MASTER: &str = "sk-master-0123456789abcdef";
 
@@ -236,27 +236,9 @@ async fn serve(config: &std::path::Path) -> Server {
     panic!("askacme serve on port {port} did not become ready");
 }
 
-fn cli(config: &std::path::Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_askacme"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "askacme {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn two_processes_sharing_redis_and_the_database_enforce_one_limit() {
-    let Ok(redis_url) = std::env::var("ASKACME_TEST_REDIS_URL") else {
-        eprintln!(
-            "skipped: set ASKACME_TEST_REDIS_URL=redis://127.0.0.1:6379 to run the shared-limit test (.ci/run does)"
-        );
+    let Some(redis_url) = test_redis_url("shared-limit") else {
         return;
     };
     let (_fake, addr) = Fake::spawn().await;
@@ -271,11 +253,11 @@ async fn two_processes_sharing_redis_and_the_database_enforce_one_limit() {
         ),
     )
     .unwrap();
-    let rpm_key = cli(
+    let rpm_key = run_cli(
         &config_path,
         &["keys", "create", "--name", "rpm", "--rpm", "6"],
     );
-    let budget_key = cli(
+    let budget_key = run_cli(
         &config_path,
         &[
             "keys",
@@ -288,7 +270,7 @@ async fn two_processes_sharing_redis_and_the_database_enforce_one_limit() {
             "paid",
         ],
     );
-    let listed = cli(&config_path, &["keys", "list"]);
+    let listed = run_cli(&config_path, &["keys", "list"]);
     assert!(
         listed.contains("0.001200") && listed.contains("rpm"),
         "{listed}"
@@ -317,7 +299,7 @@ async fn two_processes_sharing_redis_and_the_database_enforce_one_limit() {
     }
     assert_eq!(allowed, 4, "one budget across both instances");
 
-    cli(&config_path, &["keys", "revoke", "rpm"]);
+    run_cli(&config_path, &["keys", "revoke", "rpm"]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let revoked = send(&http, &servers[1].base, Some(rpm_key.trim()), &chat("paid")).await;
     assert_eq!(

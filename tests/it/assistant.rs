@@ -9,7 +9,7 @@ use askacme::kb::embed::GatewayEmbedder;
 use askacme::kb::ingest::ingest;
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, request_id};
+use crate::harness::{App, Fake, request_id, run_cli};
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -190,22 +190,6 @@ async fn bad_questions_get_a_400_naming_the_field() {
             .contains("hr, it, legal"),
         "{error}"
     );
-}
-
-/// Runs the `askacme` binary with `--config config`; panics with its stderr if it fails.
-fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use askacme::kb::ingest::ingest;
 use askacme::store::RequestStatus;
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, TempDir, request_id, sse_events};
+use crate::harness::{App, Fake, TempDir, request_id, run_cli, sse_events, test_redis_url};
 
 async fn app(extra: &str) -> (App, Fake) {
     let (fake, addr) = Fake::spawn().await;
@@ -300,18 +300,7 @@ async fn assistant_answers_are_cached_until_the_knowledge_base_changes_and_purge
     let config = extra_docs.0.join("askacme.toml");
     let data_dir = app.data_dir().display().to_string();
     std::fs::write(&config, format!("[storage]\ndata_dir = {data_dir:?}\n")).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
-        .arg("--config")
-        .arg(&config)
-        .args(["cache", "purge", "--all"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed = String::from_utf8(output.stdout).unwrap();
+    let printed = run_cli(&config, &["cache", "purge", "--all"]);
     let purged: u64 = printed
         .split_whitespace()
         .nth(1)
@@ -423,10 +412,7 @@ async fn semantic_threshold_table_on_the_labelled_pairs() {
 
 #[tokio::test]
 async fn two_instances_on_one_redis_share_the_cache() {
-    let Ok(redis_url) = std::env::var("ASKACME_TEST_REDIS_URL") else {
-        eprintln!(
-            "skipped: set ASKACME_TEST_REDIS_URL=redis://127.0.0.1:6379 to run the shared-cache test (.ci/run does)"
-        );
+    let Some(redis_url) = test_redis_url("shared-cache") else {
         return;
     };
     let (fake, addr) = Fake::spawn().await;

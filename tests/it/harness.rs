@@ -37,6 +37,34 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs the `askacme` binary with `--config config`; panics with its stderr if it fails.
+pub fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "askacme {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The Redis the shared-state tests use, or `None` (with a note saying how to run them) when
+/// `ASKACME_TEST_REDIS_URL` is not set.
+pub fn test_redis_url(test: &str) -> Option<String> {
+    let url = std::env::var("ASKACME_TEST_REDIS_URL").ok();
+    if url.is_none() {
+        eprintln!(
+            "skipped: set ASKACME_TEST_REDIS_URL=redis://127.0.0.1:6379 to run the {test} test (.ci/run does)"
+        );
+    }
+    url
+}
+
 /// Where `askacme models fetch` put the models (respects `ASKACME_HOME`).
 pub fn models_dir() -> PathBuf {
     Config::load(None).unwrap().models_dir()

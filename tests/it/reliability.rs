@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, closing_upstream, request_id, sse_events};
+use crate::harness::{App, Fake, closing_upstream, request_id, sse_events, test_redis_url};
 
 /// Fake OpenAI and Anthropic providers (`ai`, `claude`) with a deployment per upstream model
 /// name, laid under `extra`.
@@ -323,10 +323,7 @@ async fn auto_sends_easy_and_hard_requests_to_their_tiers_and_logs_why() {
 
 #[tokio::test]
 async fn a_breaker_opened_by_one_instance_opens_on_the_others_through_redis() {
-    let Ok(redis_url) = std::env::var("ASKACME_TEST_REDIS_URL") else {
-        eprintln!(
-            "skipped: set ASKACME_TEST_REDIS_URL=redis://127.0.0.1:6379 to run the shared-breaker test (.ci/run does)"
-        );
+    let Some(redis_url) = test_redis_url("shared-breaker") else {
         return;
     };
     let (fake, addr) = Fake::spawn().await;
