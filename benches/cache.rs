@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use askacme::cache::CacheStatus;
 use askacme::cache::semantic::SemanticCache;
 use askacme::eval::retrieval::LabelledSet;
+use askacme::eval::semantic::{Expect, PairSet};
 use askacme::gateway::{RequestContext, new_request_id};
 use askacme::pipeline::AskRequest;
 use askacme::providers::types::{EmbeddingInput, EmbeddingRequest};
@@ -217,20 +218,8 @@ async fn semantic_lookup() {
 /// question that has a paraphrase use the paraphrase instead, and a tenth of all draws change
 /// case or spacing ("how long is  Parental leave?").
 fn replay_log() -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Pairs {
-        pairs: Vec<Pair>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Pair {
-        a: String,
-        b: String,
-        expect: String,
-    }
     let labelled = LabelledSet::load(&repo("evals/handbook_questions.toml")).unwrap();
-    let pairs: Pairs =
-        toml::from_str(&std::fs::read_to_string(repo("evals/semantic_pairs.toml")).unwrap())
-            .unwrap();
+    let pairs = PairSet::load(&repo("evals/semantic_pairs.toml")).unwrap();
     // (question, paraphrase)
     let mut pool: Vec<(String, Option<String>)> = labelled
         .questions
@@ -241,7 +230,7 @@ fn replay_log() -> Vec<String> {
             pairs
                 .pairs
                 .into_iter()
-                .filter(|p| p.expect == "hit")
+                .filter(|p| p.expect == Expect::Hit)
                 .map(|p| (p.a, Some(p.b))),
         )
         .collect();

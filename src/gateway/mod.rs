@@ -64,6 +64,14 @@ impl Deployment {
         }
     }
 
+    /// The caller's request as this deployment's upstream receives it: its own model name.
+    fn request(&self, request: &ChatRequest) -> ChatRequest {
+        ChatRequest {
+            model: self.upstream_model.clone(),
+            ..request.clone()
+        }
+    }
+
     /// Records on the log row which deployment and provider serve the request.
     fn stamp(&self, row: &mut RequestRecord) {
         row.deployment = Some(self.name.clone());
@@ -352,8 +360,7 @@ impl Gateway {
                 Settle::OnSuccess,
                 row,
                 |deployment| {
-                    let mut upstream = request.clone();
-                    upstream.model = deployment.upstream_model.clone();
+                    let upstream = deployment.request(&request);
                     async move { deployment.provider.chat(&upstream).await }
                 },
             )
@@ -418,8 +425,7 @@ impl Gateway {
                     Settle::ByCaller,
                     &mut row,
                     |deployment| {
-                        let mut upstream = request.clone();
-                        upstream.model = deployment.upstream_model.clone();
+                        let upstream = deployment.request(&request);
                         async move {
                             let mut chunks = deployment.provider.chat_stream(&upstream).await?;
                             // Wait for the first chunk: a stream that breaks before it can

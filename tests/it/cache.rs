@@ -9,7 +9,9 @@ use askacme::kb::ingest::ingest;
 use askacme::store::RequestStatus;
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, TempDir, request_id, run_cli, sse_events, test_redis_url};
+use crate::harness::{
+    App, Fake, TempDir, request_id, run_cli, sse_events, streamed_text, test_redis_url,
+};
 
 async fn app(extra: &str) -> (App, Fake) {
     let (fake, addr) = Fake::spawn().await;
@@ -42,19 +44,6 @@ async fn send(app: &App, body: Value) -> (String, String, String) {
     let cache = cache_header(&response);
     let id = request_id(&response);
     (cache, id, response.text().await.unwrap())
-}
-
-fn streamed_text(body: &str) -> String {
-    sse_events(body)
-        .iter()
-        .filter(|(_, data)| data != "[DONE]")
-        .filter_map(|(_, data)| {
-            let chunk: Value = serde_json::from_str(data).ok()?;
-            chunk["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -311,18 +300,6 @@ async fn assistant_answers_are_cached_until_the_knowledge_base_changes_and_purge
     assert!(purged >= 2, "{printed}");
 }
 
-#[derive(serde::Deserialize)]
-struct PairSet {
-    pairs: Vec<Pair>,
-}
-
-#[derive(serde::Deserialize)]
-struct Pair {
-    a: String,
-    b: String,
-    expect: String,
-}
-
 /// The semantic cache's threshold table on the labelled pairs (evals/semantic_pairs.toml): how
 /// many paraphrases would be served, and how many near-misses would wrongly be, with and
 /// without the guard. The default threshold with the guard must serve at least 60% of the
@@ -330,14 +307,13 @@ struct Pair {
 #[tokio::test]
 async fn semantic_threshold_table_on_the_labelled_pairs() {
     use askacme::cache::guard;
+    use askacme::eval::semantic::{Expect, Pair, PairSet};
     use askacme::gateway::RequestContext;
     use askacme::models::embedder::{cosine, normalized};
     use askacme::providers::types::{EmbeddingInput, EmbeddingRequest};
 
-    let set: PairSet =
-        toml::from_str(&std::fs::read_to_string(repo("evals/semantic_pairs.toml")).unwrap())
-            .unwrap();
-    let hits = set.pairs.iter().filter(|p| p.expect == "hit").count();
+    let set = PairSet::load(&repo("evals/semantic_pairs.toml")).unwrap();
+    let hits = set.pairs.iter().filter(|p| p.expect == Expect::Hit).count();
     let misses = set.pairs.len() - hits;
     assert!(set.pairs.len() >= 60 && hits >= 25 && misses >= 25);
     let app = App::spawn("").await;
@@ -374,7 +350,7 @@ async fn semantic_threshold_table_on_the_labelled_pairs() {
             (p, similarity, guard::difference(&p.a, &p.b).is_none())
         })
         .collect();
-    let rate = |expect: &str, threshold: f32, guarded: bool| {
+    let rate = |expect: Expect, threshold: f32, guarded: bool| {
         let of_kind: Vec<_> = scored
             .iter()
             .filter(|(p, _, _)| p.expect == expect)
@@ -392,17 +368,17 @@ async fn semantic_threshold_table_on_the_labelled_pairs() {
     for threshold in [0.75, 0.78, 0.80, 0.82, 0.85, 0.88, 0.90, 0.92, 0.95] {
         println!(
             "| {threshold:.2} | {:.0}% | {:.0}% | {:.1}% |",
-            100.0 * rate("hit", threshold, true),
-            100.0 * rate("miss", threshold, false),
-            100.0 * rate("miss", threshold, true),
+            100.0 * rate(Expect::Hit, threshold, true),
+            100.0 * rate(Expect::Miss, threshold, false),
+            100.0 * rate(Expect::Miss, threshold, true),
         );
     }
     let default = askacme::config::Config::load(None)
         .unwrap()
         .cache
         .semantic_threshold;
-    let served = rate("hit", default, true);
-    let false_hits = rate("miss", default, true);
+    let served = rate(Expect::Hit, default, true);
+    let false_hits = rate(Expect::Miss, default, true);
     assert!(served >= 0.6, "paraphrases served at {default}: {served}");
     assert!(
         false_hits <= 0.02,

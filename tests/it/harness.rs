@@ -164,6 +164,20 @@ pub fn sse_events(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The text of a streamed chat answer: its content deltas joined.
+pub fn streamed_text(body: &str) -> String {
+    sse_events(body)
+        .iter()
+        .filter(|(_, data)| data != "[DONE]")
+        .filter_map(|(_, data)| {
+            let chunk: Value = serde_json::from_str(data).ok()?;
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// The fake upstream: records every request body it receives.
 #[derive(Clone, Default)]
 pub struct Fake {

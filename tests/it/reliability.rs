@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, closing_upstream, request_id, sse_events, test_redis_url};
+use crate::harness::{
+    App, Fake, closing_upstream, request_id, sse_events, streamed_text, test_redis_url,
+};
 
 /// Fake OpenAI and Anthropic providers (`ai`, `claude`) with a deployment per upstream model
 /// name, laid under `extra`.
@@ -256,23 +258,14 @@ async fn a_stream_that_fails_before_its_first_byte_falls_back_unseen() {
     let response = app.post("/v1/chat/completions", streamed("chat")).await;
     assert_eq!(response.status(), 200);
     let id = request_id(&response);
-    let events = sse_events(&response.text().await.unwrap());
+    let body = response.text().await.unwrap();
+    let events = sse_events(&body);
     assert!(
         events.iter().all(|(event, _)| event != "error"),
         "{events:?}"
     );
     assert_eq!(events.last().unwrap().1, "[DONE]");
-    let text: String = events
-        .iter()
-        .filter(|(_, data)| data != "[DONE]")
-        .filter_map(|(_, data)| {
-            let chunk: Value = serde_json::from_str(data).ok()?;
-            chunk["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    assert_eq!(text, "Parental leave is 16 weeks.");
+    assert_eq!(streamed_text(&body), "Parental leave is 16 weeks.");
     assert_eq!(fake.count("err-503"), 1);
     assert_eq!(fake.count("empty-stream"), 1);
     let row = app.log_row(&id).await;
