@@ -9,6 +9,9 @@
 //!
 //! `ASKACME_BENCH_QUESTIONS=N` limits section 3 to the first N questions of each kind.
 
+// A benchmark whose setup fails should stop loudly, not measure something else.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;

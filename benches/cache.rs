@@ -9,6 +9,9 @@
 //!
 //! Needs `askacme models fetch all-minilm-l6-v2`.
 
+// A benchmark whose setup fails should stop loudly, not measure something else.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use askacme::cache::CacheStatus;

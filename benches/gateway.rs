@@ -11,8 +11,14 @@
 //! 3. Local generation: prefill and decode tokens/s per GGUF model, ours (wall clock) beside
 //!    llama.cpp's own counters for the same run.
 //! 4. MiniLM embedding throughput and single-query latency.
+//! 5. Streaming time to first token: a streamed request straight to the fake upstream and
+//!    through `askacme serve`, time until the first content chunk arrives, p50/p99 (this is
+//!    what `TCP_NODELAY` on accepted connections keeps near the upstream's own).
 //!
 //! `ASKACME_BENCH_REQUESTS` (default 2000) sets the requests per latency run.
+
+// A benchmark whose setup fails should stop loudly, not measure something else.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -29,6 +35,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 mod support;
@@ -46,13 +53,46 @@ fn main() {
         return;
     }
     runtime.block_on(gateway_overhead());
+    runtime.block_on(streaming_first_token());
     runtime.block_on(fault_scenario());
     local_generation();
     embeddings();
 }
 
-/// The upstream: answers every chat request, except that model `flaky` fails half of them
-/// with 503 at random. `GET /calls` counts the chat requests received.
+/// A streamed answer as OpenAI sends it: a chunk per word, 2 ms apart, then the finish reason,
+/// usage and `[DONE]`.
+fn streamed_answer() -> axum::response::Response {
+    let chunk = |delta: Value, finish: Value| {
+        let chunk = json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench",
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {chunk}\n\n")
+    };
+    let mut events: Vec<String> = ["Parental ", "leave ", "is ", "16 ", "weeks."]
+        .iter()
+        .map(|w| chunk(json!({"content": w}), Value::Null))
+        .collect();
+    events.push(chunk(json!({}), json!("stop")));
+    events.push(format!(
+        "data: {}\n\n",
+        json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench", "choices": [],
+               "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}})
+    ));
+    events.push("data: [DONE]\n\n".into());
+    let body =
+        futures::stream::iter(events.into_iter().enumerate()).then(|(i, event)| async move {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Ok::<_, std::convert::Infallible>(event)
+        });
+    axum::response::Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(axum::body::Body::from_stream(body))
+        .unwrap()
+}
+
+/// The upstream: answers every chat request (streamed when asked), except that model `flaky`
+/// fails half of them with 503 at random. `GET /calls` counts the chat requests received.
 async fn serve_fake_upstream(port: u16) {
     let response = json!({
         "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "bench",
@@ -70,6 +110,9 @@ async fn serve_fake_upstream(port: u16) {
                 async move {
                     if body["model"] == "flaky" && fastrand::bool() {
                         return (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response();
+                    }
+                    if body["stream"] == true {
+                        return streamed_answer();
                     }
                     axum::Json(response).into_response()
                 }
@@ -360,6 +403,59 @@ async fn gateway_overhead() {
     }
     println!("\nserver RSS after the runs: {}\n", rss.join("; "));
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Milliseconds until the first content chunk of `total` streamed requests, one at a time.
+async fn first_token_times(client: &reqwest::Client, url: &str, total: usize) -> Vec<f64> {
+    let body = json!({"model": "bench", "stream": true,
+                      "messages": [{"role": "user", "content": "How long is parental leave?"}]});
+    let mut times = Vec::with_capacity(total);
+    for _ in 0..total {
+        let started = Instant::now();
+        let mut response = client.post(url).json(&body).send().await.unwrap();
+        assert!(response.status().is_success());
+        let mut seen = String::new();
+        let mut first = None;
+        while let Some(bytes) = response.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&bytes));
+            if first.is_none() && seen.contains("\"content\"") {
+                first = Some(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        assert!(seen.contains("[DONE]"), "{seen}");
+        times.push(first.expect("a content chunk"));
+    }
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+async fn streaming_first_token() {
+    let total = 500;
+    let client = reqwest::Client::new();
+    let base_port = 30000 + (std::process::id() % 10000) as u16;
+    let (_upstream, upstream) = start_upstream(&client, base_port).await;
+    let dir = std::env::temp_dir().join(format!("askacme-bench-ttft-{}", std::process::id()));
+    let (_gateway, gateway) = start_gateway(&client, &dir, base_port + 1, &upstream, "", "").await;
+    let direct_url = format!("{upstream}/v1/chat/completions");
+    let gateway_url = format!("{gateway}/v1/chat/completions");
+    first_token_times(&client, &gateway_url, 20).await;
+    let direct = first_token_times(&client, &direct_url, total).await;
+    let via = first_token_times(&client, &gateway_url, total).await;
+    println!("## Streaming time to first token ({total} streamed requests each, one at a time)\n");
+    println!("| path | p50 ms | p99 ms |");
+    println!("|---|---|---|");
+    for (label, times) in [
+        ("direct to the upstream", &direct),
+        ("through askacme serve", &via),
+    ] {
+        println!(
+            "| {label} | {:.2} | {:.2} |",
+            percentile(times, 0.5),
+            percentile(times, 0.99)
+        );
+    }
+    println!();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A fault-scenario row: its label, the config laid over the base, and how requests pick

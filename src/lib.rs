@@ -6,7 +6,6 @@
 
 pub mod cache;
 pub mod config;
-pub mod error;
 pub mod eval;
 pub mod gateway;
 pub mod kb;
@@ -16,3 +15,4 @@ pub mod prompts;
 pub mod providers;
 pub mod server;
 pub mod store;
+pub mod tasks;

@@ -252,9 +252,7 @@ fn run() -> Result<()> {
 
 async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Result<()> {
     let state = AppState::from_config(config).await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
+    let now_ms = askacme::store::now_ms();
     let created_before = match (all, older_than) {
         (true, _) => i64::MAX,
         (false, Some(seconds)) => now_ms - (seconds as i64).saturating_mul(1000),
@@ -289,9 +287,7 @@ async fn cache_hits(config: &Config, semantic: bool, limit: u32) -> Result<()> {
 
 async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
     let db = askacme::store::Database::open(&config.storage.database_url).await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
+    let now_ms = askacme::store::now_ms();
     match command {
         KeysCommand::Create {
             name,

@@ -12,9 +12,8 @@
 pub mod guard;
 pub mod semantic;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::config::CacheConfig;
 pub use crate::providers::types::CacheDirective;
 use crate::providers::types::ChatRequest;
-use crate::store::{CacheRow, Database};
+use crate::store::{CacheRow, Database, now_ms};
 
 /// How long the in-memory front serves an entry without asking the database again.
 const MEMORY_MAX_AGE: Duration = Duration::from_secs(10);
@@ -61,6 +60,8 @@ pub enum Store {
 }
 
 const REDIS_PREFIX: &str = "askacme:cache:";
+/// Keys `SCAN` looks at per step of a purge.
+const REDIS_SCAN_COUNT: usize = 500;
 
 impl Store {
     async fn get(&self, key: &str, now_ms: i64) -> Result<Option<CacheRow>, String> {
@@ -109,29 +110,45 @@ impl Store {
                 .await
                 .map_err(|e| e.to_string()),
             Store::Redis(redis) => {
-                // Redis expires entries itself; what is left to delete is by age.
+                // Redis expires entries itself; what is left to delete is by age. `SCAN` walks
+                // the keys in small steps and `UNLINK` frees them in the background: `KEYS` and
+                // `DEL` would block the Redis that also serves rate limits and breakers.
                 let mut redis = redis.clone();
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{REDIS_PREFIX}*"))
-                    .query_async(&mut redis)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut cursor: u64 = 0;
                 let mut purged = 0;
-                for key in keys {
-                    let stale = match self.get(&key[REDIS_PREFIX.len()..], now_ms).await? {
-                        Some(row) => row.created_at_ms < created_before_ms,
-                        None => true,
-                    };
-                    if stale {
-                        let deleted: u64 = redis::cmd("DEL")
-                            .arg(&key)
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{REDIS_PREFIX}*"))
+                        .arg("COUNT")
+                        .arg(REDIS_SCAN_COUNT)
+                        .query_async(&mut redis)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut stale = Vec::new();
+                    for key in keys {
+                        let row = match key.strip_prefix(REDIS_PREFIX) {
+                            Some(short) => self.get(short, now_ms).await?,
+                            None => continue,
+                        };
+                        if row.is_none_or(|row| row.created_at_ms < created_before_ms) {
+                            stale.push(key);
+                        }
+                    }
+                    if !stale.is_empty() {
+                        let unlinked: u64 = redis::cmd("UNLINK")
+                            .arg(&stale)
                             .query_async(&mut redis)
                             .await
                             .map_err(|e| e.to_string())?;
-                        purged += deleted;
+                        purged += unlinked;
                     }
+                    if next == 0 {
+                        return Ok(purged);
+                    }
+                    cursor = next;
                 }
-                Ok(purged)
             }
         }
     }
@@ -140,32 +157,21 @@ impl Store {
 pub struct ResponseCache {
     config: CacheConfig,
     store: Store,
-    memory: Mutex<MemoryFront>,
+    /// Recent entries with when they were stored (quick_cache: bounded, O(1) eviction);
+    /// `None` when `cache.memory_entries` is 0.
+    memory: Option<quick_cache::sync::Cache<String, (Instant, Arc<CacheRow>)>>,
     /// Each database write in flight holds a read guard; `flush` takes the write side, so it
     /// returns once they are all done.
     writes: Arc<tokio::sync::RwLock<()>>,
 }
 
-struct MemoryFront {
-    entries: HashMap<String, (Instant, u64, Arc<CacheRow>)>,
-    tick: u64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl ResponseCache {
     pub fn new(config: CacheConfig, store: Store) -> Self {
         Self {
+            memory: (config.memory_entries > 0)
+                .then(|| quick_cache::sync::Cache::new(config.memory_entries)),
             config,
             store,
-            memory: Mutex::new(MemoryFront {
-                entries: HashMap::new(),
-                tick: 0,
-            }),
             writes: Arc::new(tokio::sync::RwLock::new(())),
         }
     }
@@ -173,8 +179,8 @@ impl ResponseCache {
     /// Deletes expired entries and those created before `created_before_ms` (all of them with
     /// `i64::MAX`); returns how many. This process's memory front is emptied too.
     pub async fn purge(&self, now_ms: i64, created_before_ms: i64) -> Result<u64, String> {
-        if let Ok(mut memory) = self.memory.lock() {
-            memory.entries.clear();
+        if let Some(memory) = &self.memory {
+            memory.clear();
         }
         self.store.purge(now_ms, created_before_ms).await
     }
@@ -194,16 +200,11 @@ impl ResponseCache {
 
     pub async fn get(&self, key: &str) -> Option<Arc<CacheRow>> {
         let now = now_ms();
-        if let Ok(mut memory) = self.memory.lock() {
-            memory.tick += 1;
-            let tick = memory.tick;
-            if let Some((stored, used, row)) = memory.entries.get_mut(key)
-                && stored.elapsed() < MEMORY_MAX_AGE
-                && row.expires_at_ms > now
-            {
-                *used = tick;
-                return Some(row.clone());
-            }
+        if let Some((stored, row)) = self.memory.as_ref().and_then(|m| m.get(key))
+            && stored.elapsed() < MEMORY_MAX_AGE
+            && row.expires_at_ms > now
+        {
+            return Some(row);
         }
         match self.store.get(key, now).await {
             Ok(Some(row)) => {
@@ -249,30 +250,9 @@ impl ResponseCache {
     }
 
     fn remember(&self, row: Arc<CacheRow>) {
-        if self.config.memory_entries == 0 {
-            return;
+        if let Some(memory) = &self.memory {
+            memory.insert(row.key.clone(), (Instant::now(), row));
         }
-        let Ok(mut memory) = self.memory.lock() else {
-            return;
-        };
-        memory.tick += 1;
-        let tick = memory.tick;
-        if memory.entries.len() >= self.config.memory_entries
-            && !memory.entries.contains_key(&row.key)
-        {
-            // Least recently used out: a scan, but only when full and only on insert.
-            if let Some(oldest) = memory
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, used, _))| *used)
-                .map(|(k, _)| k.clone())
-            {
-                memory.entries.remove(&oldest);
-            }
-        }
-        memory
-            .entries
-            .insert(row.key.clone(), (Instant::now(), tick, row));
     }
 }
 

@@ -9,11 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::guard;
 use crate::models::embedder::cosine;
-use crate::store::{Database, SemanticEntry, SemanticHit};
+use crate::store::{Database, SemanticEntry, SemanticHit, now_ms};
 
 /// The outcome of a lookup.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,12 +40,6 @@ pub struct SemanticCache {
     db: Database,
     threshold: f32,
     scopes: Mutex<HashMap<String, Vec<SemanticEntry>>>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl SemanticCache {

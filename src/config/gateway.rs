@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{ConfigError, check_range};
 
 /// An alias: the deployments that share its traffic and where to go when they all fail.
 ///
@@ -140,68 +140,57 @@ pub struct AuthConfig {
     pub enabled: bool,
     /// A literal key or `env::NAME`; serves every model without limits and opens `/admin`.
     #[serde(default)]
-    pub master_key: Option<String>,
+    pub master_key: Option<super::Secret>,
     /// How long a valid key is trusted without reading the database again (0 = every
     /// request reads it); a revocation reaches running servers within this time.
     pub key_cache_ms: u64,
 }
 
 pub(super) fn validate_router(router: &RouterConfig) -> Result<(), ConfigError> {
-    if router.request_timeout_secs == 0 {
-        return Err(ConfigError::invalid(
-            "router.request_timeout_secs",
-            "must be positive",
-        ));
-    }
-    if router.max_attempts == 0 {
-        return Err(ConfigError::invalid(
-            "router.max_attempts",
-            "must be at least 1",
-        ));
-    }
-    if router.backoff_max_ms < router.backoff_base_ms {
-        return Err(ConfigError::invalid(
-            "router.backoff_max_ms",
-            "must be at least router.backoff_base_ms",
-        ));
-    }
-    if !(0.0..=10.0).contains(&router.retry_budget_ratio) {
-        return Err(ConfigError::invalid(
-            "router.retry_budget_ratio",
-            "must be between 0 and 10",
-        ));
-    }
-    if router.retry_budget_window_secs == 0 {
-        return Err(ConfigError::invalid(
-            "router.retry_budget_window_secs",
-            "must be positive",
-        ));
-    }
-    Ok(())
+    check_range(
+        "router.request_timeout_secs",
+        router.request_timeout_secs,
+        1..=3600,
+    )?;
+    check_range("router.max_attempts", router.max_attempts, 1..=10)?;
+    check_range("router.backoff_base_ms", router.backoff_base_ms, 0..=60_000)?;
+    check_range(
+        "router.backoff_max_ms",
+        router.backoff_max_ms,
+        router.backoff_base_ms..=600_000,
+    )?;
+    check_range(
+        "router.max_retry_after_secs",
+        router.max_retry_after_secs,
+        0..=3600,
+    )?;
+    check_range(
+        "router.retry_budget_ratio",
+        router.retry_budget_ratio,
+        0.0..=10.0,
+    )?;
+    check_range(
+        "router.retry_budget_min",
+        router.retry_budget_min,
+        0..=10_000,
+    )?;
+    check_range(
+        "router.retry_budget_window_secs",
+        router.retry_budget_window_secs,
+        1..=3600,
+    )
 }
 
 pub(super) fn validate_breaker(breaker: &BreakerConfig) -> Result<(), ConfigError> {
-    if !(breaker.failure_rate > 0.0 && breaker.failure_rate <= 1.0) {
-        return Err(ConfigError::invalid(
-            "breaker.failure_rate",
-            "must be in (0, 1]",
-        ));
-    }
-    if breaker.min_requests == 0 {
-        return Err(ConfigError::invalid(
-            "breaker.min_requests",
-            "must be at least 1",
-        ));
-    }
-    if breaker.window_secs == 0 || breaker.cooldown_secs == 0 {
-        let key = if breaker.window_secs == 0 {
-            "breaker.window_secs"
-        } else {
-            "breaker.cooldown_secs"
-        };
-        return Err(ConfigError::invalid(key, "must be positive"));
-    }
-    Ok(())
+    // (0, 1]: a rate of 0 would open on the first outcome.
+    check_range(
+        "breaker.failure_rate",
+        breaker.failure_rate,
+        f64::MIN_POSITIVE..=1.0,
+    )?;
+    check_range("breaker.min_requests", breaker.min_requests, 1..=1_000_000)?;
+    check_range("breaker.window_secs", breaker.window_secs, 1..=3600)?;
+    check_range("breaker.cooldown_secs", breaker.cooldown_secs, 1..=86_400)
 }
 
 /// Every target names a deployment (primaries) or an alias or deployment (fallback), weights

@@ -6,6 +6,7 @@
 
 mod gateway;
 mod price;
+mod secret;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ pub use gateway::{
     RouterConfig, WeightedAlias,
 };
 pub use price::{UsdPerMtok, format_usd_micro, parse_usd_micro};
+pub use secret::Secret;
 
 const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
@@ -90,6 +92,29 @@ pub struct ServerConfig {
     /// Models (aliases or deployments) `serve` loads before it reports ready.
     #[serde(default)]
     pub warm_up: Vec<String>,
+    /// Who may read `GET /metrics`; unset means `master` when `[auth]` is on, else `none`.
+    #[serde(default)]
+    pub metrics_auth: Option<MetricsAuth>,
+}
+
+/// Protection of `GET /metrics`: `none` (anyone who can reach the port, e.g. a Prometheus on a
+/// private network) or `master` (the master key, as `Authorization: Bearer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAuth {
+    None,
+    Master,
+}
+
+impl ServerConfig {
+    /// Whether `/metrics` needs the master key, given whether auth is on.
+    pub fn metrics_need_master(&self, auth_enabled: bool) -> bool {
+        match self.metrics_auth {
+            Some(MetricsAuth::Master) => true,
+            Some(MetricsAuth::None) => false,
+            None => auth_enabled,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,7 +133,7 @@ pub struct StorageConfig {
     /// `redis://HOST:PORT[/DB]`: rate-limit counters shared by every instance. Empty keeps them
     /// in this process (right for a single instance).
     #[serde(default)]
-    pub redis_url: String,
+    pub redis_url: Secret,
 }
 
 /// The knowledge base: how documents are split, embedded and searched.
@@ -263,7 +288,7 @@ pub struct RemoteProviderConfig {
     pub base_url: String,
     /// A literal key or `env::NAME`, read from the environment at start-up.
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Whole-request timeout (for streams: until the last byte).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -388,40 +413,28 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.server.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid(
-                "server.max_body_bytes",
-                "must be at least 1024",
-            ));
-        }
-        if self.kb.chunk_max_chars < 100 {
-            return Err(ConfigError::invalid(
-                "kb.chunk_max_chars",
-                "must be at least 100",
-            ));
-        }
+        // Every number has bounds: a value past them is a typo, and an unbounded one can
+        // overflow instant arithmetic or size an allocation on the request path.
+        check_range(
+            "server.max_body_bytes",
+            self.server.max_body_bytes,
+            1024..=1 << 30,
+        )?;
+        check_range("kb.chunk_max_chars", self.kb.chunk_max_chars, 100..=100_000)?;
         if self.kb.chunk_overlap_chars >= self.kb.chunk_max_chars / 2 {
             return Err(ConfigError::invalid(
                 "kb.chunk_overlap_chars",
                 "must be less than half of kb.chunk_max_chars",
             ));
         }
-        if self.kb.top_k == 0 || self.kb.top_k > 50 {
-            return Err(ConfigError::invalid("kb.top_k", "must be between 1 and 50"));
-        }
-        if self.kb.rerank_candidates < self.kb.top_k {
-            return Err(ConfigError::invalid(
-                "kb.rerank_candidates",
-                "must be at least kb.top_k",
-            ));
-        }
-        if self.kb.candidates == 0 {
-            return Err(ConfigError::invalid("kb.candidates", "must be positive"));
-        }
-        // Written so that NaN fails too.
-        if self.kb.rrf_k.is_nan() || self.kb.rrf_k < 1.0 {
-            return Err(ConfigError::invalid("kb.rrf_k", "must be at least 1"));
-        }
+        check_range("kb.top_k", self.kb.top_k, 1..=50)?;
+        check_range(
+            "kb.rerank_candidates",
+            self.kb.rerank_candidates,
+            self.kb.top_k..=1000,
+        )?;
+        check_range("kb.candidates", self.kb.candidates, 1..=10_000)?;
+        check_range("kb.rrf_k", self.kb.rrf_k, 1.0..=10_000.0)?;
         self.check_model("kb.embedding_model", &self.kb.embedding_model)?;
         if !self.prompts.active.contains_key(&self.assistant.prompt) {
             return Err(ConfigError::invalid(
@@ -432,18 +445,16 @@ impl Config {
                 ),
             ));
         }
-        if !(0.0..=1.0).contains(&self.assistant.min_confidence) {
-            return Err(ConfigError::invalid(
-                "assistant.min_confidence",
-                "must be between 0 and 1",
-            ));
-        }
-        if self.assistant.max_question_chars < 10 {
-            return Err(ConfigError::invalid(
-                "assistant.max_question_chars",
-                "must be at least 10",
-            ));
-        }
+        check_range(
+            "assistant.min_confidence",
+            self.assistant.min_confidence,
+            0.0..=1.0,
+        )?;
+        check_range(
+            "assistant.max_question_chars",
+            self.assistant.max_question_chars,
+            10..=100_000,
+        )?;
         for (category, model) in &self.assistant.routes {
             self.check_model(&format!("assistant.routes.{}", category.as_str()), model)?;
         }
@@ -456,19 +467,17 @@ impl Config {
                     "must differ from assistant.cascade.from",
                 ));
             }
-            if !(0.0..=1.0).contains(&cascade.decline_confidence) {
-                return Err(ConfigError::invalid(
-                    "assistant.cascade.decline_confidence",
-                    "must be between 0 and 1",
-                ));
-            }
+            check_range(
+                "assistant.cascade.decline_confidence",
+                cascade.decline_confidence,
+                0.0..=1.0,
+            )?;
         }
-        if !(0.0..=1.0).contains(&self.classifier.min_similarity) {
-            return Err(ConfigError::invalid(
-                "classifier.min_similarity",
-                "must be between 0 and 1",
-            ));
-        }
+        check_range(
+            "classifier.min_similarity",
+            self.classifier.min_similarity,
+            0.0..=1.0,
+        )?;
         for (i, rule) in self.classifier.rules.iter().enumerate() {
             let key = format!("classifier.rules[{i}]");
             if rule.category.is_none() && rule.department.is_none() {
@@ -497,36 +506,46 @@ impl Config {
                     reqwest::Url::parse(&remote.base_url).map_err(|e| {
                         ConfigError::invalid(format!("{key}.base_url"), format!("not a URL: {e}"))
                     })?;
+                    check_base_url_suffix(&format!("{key}.base_url"), &remote.base_url)?;
                     if let Some(secret) = &remote.api_key {
-                        resolve_secret(secret)
+                        secret
+                            .resolve()
                             .map_err(|m| ConfigError::invalid(format!("{key}.api_key"), m))?;
                     }
-                    if remote.timeout_secs == 0 {
-                        return Err(ConfigError::invalid(
-                            format!("{key}.timeout_secs"),
-                            "must be positive",
-                        ));
-                    }
+                    check_range(
+                        &format!("{key}.timeout_secs"),
+                        remote.timeout_secs,
+                        1..=3600,
+                    )?;
+                    check_range(
+                        &format!("{key}.connect_timeout_secs"),
+                        remote.connect_timeout_secs,
+                        1..=300,
+                    )?;
+                    check_range(
+                        &format!("{key}.default_max_tokens"),
+                        remote.default_max_tokens,
+                        1..=1_000_000,
+                    )?;
                 }
                 ProviderConfig::Local(local) => {
-                    if local.max_concurrent == 0 {
-                        return Err(ConfigError::invalid(
-                            format!("providers.{name}.max_concurrent"),
-                            "must be at least 1",
-                        ));
-                    }
-                    if local.context_tokens < 256 {
-                        return Err(ConfigError::invalid(
-                            format!("providers.{name}.context_tokens"),
-                            "must be at least 256",
-                        ));
-                    }
-                    if local.batch_tokens == 0 {
-                        return Err(ConfigError::invalid(
-                            format!("providers.{name}.batch_tokens"),
-                            "must be positive",
-                        ));
-                    }
+                    let key = format!("providers.{name}");
+                    check_range(&format!("{key}.threads"), local.threads, 0..=1024)?;
+                    check_range(
+                        &format!("{key}.max_concurrent"),
+                        local.max_concurrent,
+                        1..=64,
+                    )?;
+                    check_range(
+                        &format!("{key}.context_tokens"),
+                        local.context_tokens,
+                        256..=1 << 20,
+                    )?;
+                    check_range(
+                        &format!("{key}.batch_tokens"),
+                        local.batch_tokens,
+                        1..=1 << 16,
+                    )?;
                 }
             }
         }
@@ -555,15 +574,19 @@ impl Config {
         let deployments = self.deployments.keys().map(String::as_str).collect();
         gateway::validate_aliases(&self.aliases, &deployments)?;
         gateway::validate_router(&self.router)?;
-        if self.cache.ttl_secs == 0 {
-            return Err(ConfigError::invalid("cache.ttl_secs", "must be positive"));
-        }
-        if !(0.5..=1.0).contains(&self.cache.semantic_threshold) {
-            return Err(ConfigError::invalid(
-                "cache.semantic_threshold",
-                "must be between 0.5 and 1",
-            ));
-        }
+        // A year at most: expiry times are computed in milliseconds.
+        check_range("cache.ttl_secs", self.cache.ttl_secs, 1..=31_536_000)?;
+        check_range(
+            "cache.memory_entries",
+            self.cache.memory_entries,
+            0..=10_000_000,
+        )?;
+        check_range(
+            "cache.semantic_threshold",
+            self.cache.semantic_threshold,
+            0.5..=1.0,
+        )?;
+        check_range("auth.key_cache_ms", self.auth.key_cache_ms, 0..=3_600_000)?;
         if self.aliases.contains_key("auto") || self.deployments.contains_key("auto") {
             return Err(ConfigError::invalid(
                 "aliases.auto",
@@ -582,16 +605,18 @@ impl Config {
             ));
         }
         gateway::validate_breaker(&self.breaker)?;
-        if !self.storage.redis_url.is_empty() && !self.storage.redis_url.starts_with("redis://") {
+        let redis_url = self.storage.redis_url.expose();
+        if !redis_url.is_empty() && !redis_url.starts_with("redis://") {
             return Err(ConfigError::invalid(
                 "storage.redis_url",
                 "must be empty or a redis:// URL",
             ));
         }
         if let Some(secret) = &self.auth.master_key {
-            let key =
-                resolve_secret(secret).map_err(|m| ConfigError::invalid("auth.master_key", m))?;
-            if key.len() < 16 {
+            let key = secret
+                .resolve()
+                .map_err(|m| ConfigError::invalid("auth.master_key", m))?;
+            if key.expose().len() < 16 {
                 return Err(ConfigError::invalid(
                     "auth.master_key",
                     "must be at least 16 characters",
@@ -623,14 +648,49 @@ impl Config {
     }
 }
 
-/// `env::NAME` reads the variable NAME; anything else is the literal secret.
-pub fn resolve_secret(value: &str) -> Result<String, String> {
-    match value.strip_prefix("env::") {
-        Some(var) => {
-            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
-        }
-        None => Ok(value.to_owned()),
+/// A number outside `range` is refused, naming the key and the bounds (NaN is outside any).
+pub(crate) fn check_range<T>(
+    key: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be between {} and {} (is {value})",
+                range.start(),
+                range.end()
+            ),
+        ))
     }
+}
+
+/// The gateway appends the endpoint path itself (`/chat/completions`, `/v1/messages`,
+/// `/embeddings`); a base URL that already ends in one would call `…/chat/completions/chat/completions`.
+fn check_base_url_suffix(key: &str, base_url: &str) -> Result<(), ConfigError> {
+    let trimmed = base_url.trim_end_matches('/');
+    for suffix in [
+        "/chat/completions",
+        "/completions",
+        "/embeddings",
+        "/v1/messages",
+    ] {
+        if let Some(base) = trimmed.strip_suffix(suffix) {
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "`{base_url}` ends in `{suffix}`, which AskAcme adds itself; use `{base}` instead"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn default_data_dir() -> PathBuf {
@@ -757,6 +817,46 @@ mod tests {
                 "aliases.a.fallback",
             ),
             ("[router]\nmax_attempts = 0", "router.max_attempts"),
+            // Values without an upper bound would overflow instants or size allocations.
+            (
+                "[router]\nrequest_timeout_secs = 9223372036854775807",
+                "router.request_timeout_secs",
+            ),
+            (
+                "[breaker]\ncooldown_secs = 9223372036854775807",
+                "breaker.cooldown_secs",
+            ),
+            (
+                "[breaker]\nwindow_secs = 1000000000000",
+                "breaker.window_secs",
+            ),
+            (
+                "[router]\nretry_budget_window_secs = 1000000000000",
+                "router.retry_budget_window_secs",
+            ),
+            (
+                "[router]\nbackoff_max_ms = 1000000000000",
+                "router.backoff_max_ms",
+            ),
+            (
+                "[router]\nmax_retry_after_secs = 1000000000000",
+                "router.max_retry_after_secs",
+            ),
+            ("[cache]\nttl_secs = 1000000000000", "cache.ttl_secs"),
+            ("[auth]\nkey_cache_ms = 1000000000000", "auth.key_cache_ms"),
+            ("[kb]\nrrf_k = nan", "kb.rrf_k"),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\ntimeout_secs = 100000000",
+                "providers.o.timeout_secs",
+            ),
+            (
+                "[providers.o]\nkind = \"openai\"\nbase_url = \"http://x/v1/chat/completions\"",
+                "providers.o.base_url",
+            ),
+            (
+                "[providers.a]\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1/messages/\"",
+                "providers.a.base_url",
+            ),
             ("[cache]\nttl_secs = 0", "cache.ttl_secs"),
             ("[auto]\nhard = \"nope\"", "auto.hard"),
             (

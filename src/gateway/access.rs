@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::GatewayError;
 use super::limits::{Decision, LimitKind, LimitStore};
 use crate::config::format_usd_micro;
-use crate::error::GatewayError;
 use crate::store::{Database, KeyRecord, NewKey};
 
 /// Who is calling, once the key was checked.
@@ -43,6 +43,16 @@ impl Caller {
             _ => None,
         }
     }
+}
+
+/// What a call asks to hold before it is sent.
+pub struct HoldRequest<'a> {
+    /// The hold is stored under the request's id, which its log row releases it by.
+    pub request_id: &'a str,
+    /// When the hold lapses if no log row released it (the request's deadline).
+    pub expires_at_ms: i64,
+    pub estimated_tokens: u64,
+    pub worst_cost_micro_usd: u64,
 }
 
 /// What one upstream call holds: budget (released, and the actual cost booked, when the call's
@@ -101,6 +111,10 @@ pub struct Access {
     /// anyway, and queueing here is cheaper than its busy-wait sleeps when connections collide.
     spend_writes: tokio::sync::Mutex<()>,
 }
+
+/// How often expired budget holds are looked for (besides the key's own, which every
+/// reservation releases first).
+const HOLD_SWEEP: Duration = Duration::from_secs(5);
 
 /// Keys kept at most; past it the cache starts afresh (a bound, not an eviction policy:
 /// deployments have far fewer keys).
@@ -258,12 +272,17 @@ impl Access {
     pub async fn hold(
         self: &Arc<Self>,
         caller: &Caller,
-        estimated_tokens: u64,
-        worst_cost_micro_usd: u64,
+        request: HoldRequest<'_>,
     ) -> Result<Hold, GatewayError> {
         let Some(key) = caller.key() else {
             return Ok(Hold::none());
         };
+        let HoldRequest {
+            request_id,
+            expires_at_ms,
+            estimated_tokens,
+            worst_cost_micro_usd,
+        } = request;
         if let Some(tpm) = key.tpm {
             let decision = self
                 .charge(&format!("{}:tpm", key.id), tpm, estimated_tokens)
@@ -282,7 +301,13 @@ impl Access {
         if key.budget_micro_usd.is_some() {
             let held = {
                 let _one_at_a_time = self.spend_writes.lock().await;
-                self.db.reserve_spend(&key.id, worst_cost_micro_usd).await
+                let hold = crate::store::BudgetHold {
+                    request_id,
+                    key_id: &key.id,
+                    amount_micro_usd: worst_cost_micro_usd,
+                    expires_at_ms,
+                };
+                self.db.reserve_spend(&hold).await
             }
             .map_err(|e| GatewayError::Internal(format!("budget: {e}")))?;
             if !held {
@@ -312,6 +337,26 @@ impl Access {
                 estimated: estimated_tokens,
             }),
         })
+    }
+
+    /// Releases the budget holds of requests whose deadline passed without their log row
+    /// (a crashed process, a lost write).
+    pub async fn release_expired_holds(&self) {
+        match self.db.release_expired_holds(crate::store::now_ms()).await {
+            Ok(0) => {}
+            Ok(released) => tracing::warn!(released, "released expired budget holds"),
+            Err(e) => tracing::warn!(error = %e, "cannot release expired budget holds"),
+        }
+    }
+
+    /// Runs `release_expired_holds` every few seconds, for as long as the server runs.
+    pub async fn sweep_expired_holds(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(HOLD_SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.release_expired_holds().await;
+        }
     }
 
     async fn charge(&self, key: &str, limit: u64, cost: u64) -> Result<Decision, GatewayError> {

@@ -5,8 +5,8 @@
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use super::GatewayError;
 use crate::config::{AutoConfig, Difficulty};
-use crate::error::GatewayError;
 use crate::models::embedder::{centroids, cosine};
 use crate::providers::types::{EmbeddingInput, EmbeddingRequest, Role};
 

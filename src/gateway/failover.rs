@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::health::Admission;
 use super::retry::{self, Failure};
-use super::{Deployment, Gateway};
-use crate::error::GatewayError;
+use super::{Deployment, DeploymentFailure, Gateway, GatewayError};
 use crate::providers::ProviderError;
 use crate::store::RequestRecord;
 
@@ -44,7 +43,7 @@ impl Gateway {
             .plan(model, &mut rng)
             .ok_or_else(|| GatewayError::UnknownModel(model.to_owned()))?;
         let mut trail: Vec<String> = Vec::new();
-        let mut last_error = None;
+        let mut failures: Vec<DeploymentFailure> = Vec::new();
         let mut soonest_probe: Option<Duration> = None;
         for (index, candidate) in plan.iter().enumerate() {
             let Some(deployment) = self.deployments.get(&candidate.deployment).cloned() else {
@@ -88,7 +87,11 @@ impl Gateway {
                 let failure = Failure::of(&error);
                 health.record(failure == Failure::Caller);
                 if failure == Failure::Caller || Instant::now() >= deadline {
-                    return Err(deployment.error(error));
+                    failures.push(DeploymentFailure {
+                        deployment: deployment.name.clone(),
+                        error,
+                    });
+                    return Err(all_failed(model, failures));
                 }
                 tracing::info!(deployment = %deployment.name, attempt, error = %error, "upstream call failed");
                 trail.push(format!("{}: {}", deployment.name, short(&error)));
@@ -106,8 +109,15 @@ impl Gateway {
                         retry::delay(&self.policy, attempt, retry::retry_after(&error), &mut rng)
                     })
                     .flatten()
-                    .filter(|wait| Instant::now() + *wait < deadline);
-                last_error = Some(deployment.error(error));
+                    .filter(|wait| {
+                        Instant::now()
+                            .checked_add(*wait)
+                            .is_some_and(|t| t < deadline)
+                    });
+                failures.push(DeploymentFailure {
+                    deployment: deployment.name.clone(),
+                    error,
+                });
                 let Some(wait) = wait else { break };
                 if !health.try_retry() {
                     trail.push(format!("{}: retry budget spent", deployment.name));
@@ -121,16 +131,32 @@ impl Gateway {
             }
         }
         row.route = Some(format!("{model}: no deployment left; {}", trail.join("; ")));
-        Err(
-            last_error.unwrap_or_else(|| GatewayError::NoHealthyDeployment {
+        if failures.is_empty() {
+            return Err(GatewayError::NoHealthyDeployment {
                 model: model.to_owned(),
                 retry_in: soonest_probe.unwrap_or_default(),
-            }),
-        )
+            });
+        }
+        Err(all_failed(model, failures))
     }
 
     fn policy_deadline(&self) -> Duration {
         Duration::from_secs(self.policy.request_timeout_secs)
+    }
+}
+
+/// The error of a request whose calls all failed: a single failure as itself, several with
+/// every deployment's error kept.
+fn all_failed(model: &str, mut failures: Vec<DeploymentFailure>) -> GatewayError {
+    match failures.len() {
+        1 => {
+            let DeploymentFailure { deployment, error } = failures.remove(0);
+            GatewayError::Provider { deployment, error }
+        }
+        _ => GatewayError::AllDeploymentsFailed {
+            model: model.to_owned(),
+            failures,
+        },
     }
 }
 

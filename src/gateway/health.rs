@@ -48,6 +48,12 @@ impl SlidingCounts {
     }
 }
 
+/// `at + wait`, never panicking: config validation bounds every wait, so the fallback (no wait)
+/// is only reached by a value from another instance that is out of range.
+fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait).unwrap_or(at)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
@@ -176,9 +182,11 @@ impl DeploymentHealth {
             Breaker::Open { until, .. } if now < until => Admission::Refused {
                 retry_in: until - now,
             },
-            Breaker::HalfOpen { probe_sent } if now < probe_sent + cooldown => Admission::Refused {
-                retry_in: probe_sent + cooldown - now,
-            },
+            Breaker::HalfOpen { probe_sent } if now < later(probe_sent, cooldown) => {
+                Admission::Refused {
+                    retry_in: later(probe_sent, cooldown) - now,
+                }
+            }
             Breaker::Open { .. } | Breaker::HalfOpen { .. } => {
                 inner.breaker = Breaker::HalfOpen { probe_sent: now };
                 Admission::Allowed
@@ -197,7 +205,7 @@ impl DeploymentHealth {
         match self.lock().breaker {
             Breaker::Closed => false,
             Breaker::Open { until, .. } => now < until,
-            Breaker::HalfOpen { probe_sent } => now < probe_sent + cooldown,
+            Breaker::HalfOpen { probe_sent } => now < later(probe_sent, cooldown),
         }
     }
 
@@ -220,7 +228,7 @@ impl DeploymentHealth {
                     inner.outcomes.clear();
                 } else {
                     inner.breaker = Breaker::Open {
-                        until: now + Duration::from_secs(self.breaker.cooldown_secs),
+                        until: later(now, Duration::from_secs(self.breaker.cooldown_secs)),
                         adopted: false,
                     };
                 }
@@ -236,7 +244,7 @@ impl DeploymentHealth {
                     && failures as f64 >= self.breaker.failure_rate * total as f64
                 {
                     inner.breaker = Breaker::Open {
-                        until: now + Duration::from_secs(self.breaker.cooldown_secs),
+                        until: later(now, Duration::from_secs(self.breaker.cooldown_secs)),
                         adopted: false,
                     };
                     tracing::warn!(failures, total, "circuit breaker opened");
@@ -263,7 +271,7 @@ impl DeploymentHealth {
         let mut inner = self.lock();
         if matches!(inner.breaker, Breaker::Closed) {
             inner.breaker = Breaker::Open {
-                until: Instant::now() + remaining,
+                until: later(Instant::now(), remaining),
                 adopted: true,
             };
             tracing::warn!(?remaining, "circuit breaker opened by another instance");

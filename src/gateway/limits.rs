@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+use crate::config::Secret;
+
 const MINUTE_US: f64 = 60_000_000.0;
 
 /// Which per-minute limit a decision is about.
@@ -151,11 +153,11 @@ pub struct RedisLimits {
 }
 
 impl RedisLimits {
-    pub async fn connect(url: &str) -> Result<Self, LimitError> {
-        let client = redis::Client::open(url).map_err(|e| LimitError(e.to_string()))?;
+    pub async fn connect(url: &Secret) -> Result<Self, LimitError> {
+        let client = redis::Client::open(url.expose()).map_err(|e| LimitError(e.to_string()))?;
         let connection = redis::aio::ConnectionManager::new(client)
             .await
-            .map_err(|e| LimitError(format!("cannot connect to {url}: {e}")))?;
+            .map_err(|e| LimitError(format!("cannot connect to {}: {e}", url.redacted_url())))?;
         Ok(Self {
             connection,
             script: redis::Script::new(GCRA_LUA),

@@ -2,7 +2,17 @@
 //! one SQLite transaction each, so logging never sits on a request's critical path. The writer
 //! lingers up to `LINGER` after the first row of a batch so that, under load, one commit covers
 //! many requests instead of each request paying for its own; `flush` writes at once.
+//!
+//! A row is never dropped silently. The queue is bounded (`QUEUE` rows); a row that finds it
+//! full, or whose write still fails after `WRITE_ATTEMPTS` tries, goes to the spill file
+//! (`<data dir>/request-log.spill.jsonl`, one JSON row per line), which is written back to the
+//! database when the writer starts and after every batch that succeeds while it is not empty.
+//! A spill file rather than back-pressure, because rows are recorded from `Drop` (a caller that
+//! hung up), where waiting for room is not possible.
 
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +23,11 @@ use crate::store::{Database, RequestRecord};
 const BATCH: usize = 256;
 /// How long a row may wait for others to share its commit.
 const LINGER: Duration = Duration::from_millis(20);
+/// Rows waiting for the writer at most; beyond it, rows go to the spill file.
+const QUEUE: usize = 16_384;
+/// Tries of a batch (the database busy or briefly unavailable) before it is written row by row.
+const WRITE_ATTEMPTS: u32 = 3;
+const RETRY_DELAY: Duration = Duration::from_millis(100);
 
 enum Command {
     Record(Box<RequestRecord>),
@@ -21,28 +36,47 @@ enum Command {
 
 #[derive(Clone)]
 pub struct RequestLog {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
     db: Database,
+    spill: Arc<Spill>,
 }
 
 impl RequestLog {
-    /// Starts the writer task on the current runtime.
-    pub fn start(db: Database) -> Self {
-        let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(writer(db.clone(), receiver));
-        Self { commands, db }
+    /// Starts the (supervised) writer task on the current runtime. `spill` is where rows that
+    /// cannot be written go; `None` keeps them only in the error log (tests, in-memory use).
+    pub fn start(db: Database, spill: Option<PathBuf>) -> Self {
+        let (commands, receiver) = mpsc::channel(QUEUE);
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let spill = Arc::new(Spill {
+            path: spill,
+            lock: Mutex::new(()),
+        });
+        let writer_db = db.clone();
+        let writer_spill = spill.clone();
+        crate::tasks::supervise("request-log writer", move || {
+            writer(writer_db.clone(), receiver.clone(), writer_spill.clone())
+        });
+        Self {
+            commands,
+            db,
+            spill,
+        }
     }
 
     pub fn record(&self, row: RequestRecord) {
-        if self.commands.send(Command::Record(Box::new(row))).is_err() {
-            tracing::error!("request log writer has stopped; a row was not recorded");
+        if let Err(e) = self.commands.try_send(Command::Record(Box::new(row))) {
+            let (mpsc::error::TrySendError::Full(command)
+            | mpsc::error::TrySendError::Closed(command)) = e;
+            if let Command::Record(row) = command {
+                self.spill.append(&[*row], "the request log queue is full");
+            }
         }
     }
 
     /// Waits until every row recorded before this call is in the database.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.commands.send(Command::Flush(done)).is_ok() {
+        if self.commands.send(Command::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -52,7 +86,92 @@ impl RequestLog {
     }
 }
 
-async fn writer(db: Database, mut receiver: mpsc::UnboundedReceiver<Command>) {
+/// The file rows go to when the database cannot take them.
+struct Spill {
+    path: Option<PathBuf>,
+    /// One writer of the file at a time (appends from request threads, rewrites by the writer).
+    lock: Mutex<()>,
+}
+
+impl Spill {
+    fn append(&self, rows: &[RequestRecord], why: &str) {
+        let Some(path) = &self.path else {
+            for row in rows {
+                tracing::error!(id = %row.id, why, "request log row lost: no spill file");
+            }
+            return;
+        };
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| {
+                let mut lines = Vec::new();
+                for row in rows {
+                    serde_json::to_writer(&mut lines, row)?;
+                    lines.push(b'\n');
+                }
+                file.write_all(&lines)?;
+                file.sync_data()
+            });
+        match written {
+            Ok(()) => {
+                tracing::warn!(rows = rows.len(), path = %path.display(), why, "request log rows spilled to file")
+            }
+            Err(e) => {
+                for row in rows {
+                    tracing::error!(id = %row.id, why, error = %e, "request log row lost: cannot write the spill file");
+                }
+            }
+        }
+    }
+
+    /// Takes every spilled row out of the file (the caller writes them back or re-spills them).
+    fn take(&self) -> Vec<RequestRecord> {
+        let Some(path) = &self.path else {
+            return Vec::new();
+        };
+        let _one = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Ok(file) = std::fs::File::open(path) else {
+            return Vec::new();
+        };
+        let mut rows = Vec::new();
+        for line in std::io::BufReader::new(file).lines() {
+            match line.map(|l| serde_json::from_str::<RequestRecord>(&l)) {
+                Ok(Ok(row)) => rows.push(row),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "unreadable line in the request log spill file; skipped")
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the request log spill file"),
+            }
+        }
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::error!(error = %e, "cannot remove the request log spill file");
+        }
+        rows
+    }
+
+    fn has_rows(&self) -> bool {
+        self.path
+            .as_ref()
+            .is_some_and(|p| p.metadata().is_ok_and(|m| m.len() > 0))
+    }
+}
+
+async fn writer(
+    db: Database,
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Command>>>,
+    spill: Arc<Spill>,
+) {
+    let mut receiver = receiver.lock().await;
+    write_back_spilled(&db, &spill).await;
     let mut rows = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = receiver.recv().await {
@@ -72,7 +191,9 @@ async fn writer(db: Database, mut receiver: mpsc::UnboundedReceiver<Command>) {
                 .flatten();
         }
         if !rows.is_empty() {
-            write(&db, &rows).await;
+            if write(&db, &rows, &spill).await && spill.has_rows() {
+                write_back_spilled(&db, &spill).await;
+            }
             rows.clear();
         }
         for done in flushes.drain(..) {
@@ -81,16 +202,59 @@ async fn writer(db: Database, mut receiver: mpsc::UnboundedReceiver<Command>) {
     }
 }
 
-/// One transaction for the batch; if that fails, row by row, so a bad row loses only itself.
-async fn write(db: &Database, rows: &[RequestRecord]) {
-    if let Err(e) = db.insert_requests(rows).await {
-        tracing::warn!(error = %e, rows = rows.len(), "request log batch failed; writing rows one by one");
-        for row in rows {
-            if let Err(e) = db.insert_requests(std::slice::from_ref(row)).await {
-                tracing::error!(error = %e, id = %row.id, "cannot write request log row");
-            }
+/// Writes the spilled rows back; those that still fail are spilled again. A row whose id is
+/// already in the database was written after all (its commit was reported failed) and is
+/// dropped as a duplicate.
+async fn write_back_spilled(db: &Database, spill: &Spill) {
+    let rows = spill.take();
+    if rows.is_empty() {
+        return;
+    }
+    tracing::info!(rows = rows.len(), "writing spilled request log rows back");
+    let mut failed = Vec::new();
+    for row in rows {
+        if matches!(db.request(&row.id).await, Ok(Some(_))) {
+            continue;
+        }
+        if let Err(e) = db.insert_requests(std::slice::from_ref(&row)).await {
+            tracing::warn!(id = %row.id, error = %e, "spilled request log row still cannot be written");
+            failed.push(row);
         }
     }
+    if !failed.is_empty() {
+        spill.append(&failed, "still failing");
+    }
+}
+
+/// One transaction for the batch, tried `WRITE_ATTEMPTS` times; if it keeps failing, row by
+/// row, so a bad row costs only itself, and what still fails is spilled. True when everything
+/// reached the database.
+async fn write(db: &Database, rows: &[RequestRecord], spill: &Spill) -> bool {
+    let mut error = None;
+    for attempt in 0..WRITE_ATTEMPTS {
+        match db.insert_requests(rows).await {
+            Ok(()) => return true,
+            Err(e) => error = Some(e),
+        }
+        if attempt + 1 < WRITE_ATTEMPTS {
+            tokio::time::sleep(RETRY_DELAY * 2u32.pow(attempt)).await;
+        }
+    }
+    if let Some(e) = error {
+        tracing::warn!(error = %e, rows = rows.len(), "request log batch failed; writing rows one by one");
+    }
+    let mut failed = Vec::new();
+    for row in rows {
+        if let Err(e) = db.insert_requests(std::slice::from_ref(row)).await {
+            tracing::error!(error = %e, id = %row.id, "cannot write request log row");
+            failed.push(row.clone());
+        }
+    }
+    if failed.is_empty() {
+        return true;
+    }
+    spill.append(&failed, "the database refused the row");
+    false
 }
 
 #[cfg(test)]
@@ -108,14 +272,26 @@ mod tests {
         }
     }
 
+    fn temp_path(what: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("askacme-{what}-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    async fn ids(db: &Database) -> Vec<String> {
+        db.recent_requests(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_bad_row_does_not_lose_the_rest_of_its_batch() {
-        let path =
-            std::env::temp_dir().join(format!("askacme-log-{}.db", uuid::Uuid::now_v7().simple()));
+        let path = temp_path("log.db");
         let db = Database::open(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        let log = RequestLog::start(db.clone());
+        let log = RequestLog::start(db.clone(), None);
         log.record(row("a"));
         log.flush().await;
         // The duplicate fails the batch transaction; the rows beside it must still be written.
@@ -123,17 +299,52 @@ mod tests {
         log.record(row("a"));
         log.record(row("c"));
         log.flush().await;
-        let ids: Vec<String> = db
-            .recent_requests(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let ids = ids(&db).await;
         assert_eq!(ids.len(), 3, "{ids:?}");
         for id in ["a", "b", "c"] {
             assert!(ids.contains(&id.to_string()), "{id} missing from {ids:?}");
         }
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// A row the database refuses is kept in the spill file, and written back by the next
+    /// writer once the database takes it.
+    #[tokio::test]
+    async fn a_refused_row_is_spilled_and_written_back_later() {
+        let path = temp_path("spill.db");
+        let spill = temp_path("spill.jsonl");
+        let db = Database::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        // A trigger makes the database refuse row "x" for now.
+        sqlx::raw_sql(
+            "CREATE TRIGGER refuse_x BEFORE INSERT ON requests WHEN NEW.id = 'x' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let log = RequestLog::start(db.clone(), Some(spill.clone()));
+        log.record(row("x"));
+        log.record(row("y"));
+        log.flush().await;
+        assert_eq!(ids(&db).await, vec!["y".to_string()]);
+        let spilled = std::fs::read_to_string(&spill).unwrap();
+        assert!(spilled.contains("\"id\":\"x\""), "{spilled}");
+
+        sqlx::raw_sql("DROP TRIGGER refuse_x")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let restarted = RequestLog::start(db.clone(), Some(spill.clone()));
+        restarted.flush().await;
+        let mut ids = ids(&db).await;
+        ids.sort();
+        assert_eq!(ids, vec!["x".to_string(), "y".to_string()]);
+        assert!(
+            !spill.exists(),
+            "the spill file is emptied once its rows are written"
+        );
         let _ = std::fs::remove_file(path);
     }
 }

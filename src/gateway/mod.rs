@@ -6,6 +6,7 @@
 pub mod access;
 pub mod auto;
 pub mod cost;
+mod error;
 mod failover;
 pub mod health;
 pub mod limits;
@@ -24,12 +25,12 @@ use std::time::{Duration, Instant};
 
 pub use access::{Access, Caller};
 pub use cost::Pricing;
+pub use error::{DeploymentFailure, GatewayError};
 pub use log::RequestLog;
 pub use stream::CompletionStream;
 
 use crate::cache::{self, CacheStatus, ResponseCache};
-use crate::config::{Config, ProviderConfig, RouterConfig, resolve_secret};
-use crate::error::{ApiError, GatewayError};
+use crate::config::{Config, ProviderConfig, RouterConfig, Secret};
 use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::local::LocalProvider;
 use crate::providers::openai::OpenAiProvider;
@@ -98,6 +99,10 @@ pub struct RequestContext {
     pub configured_model: bool,
     /// The caller's `cache-control` header, if it said `no-store`.
     pub cache: Option<CacheDirective>,
+    /// The conversation the request belongs to (`/v1/ask`'s `session_id`), for the log row.
+    pub session_id: Option<String>,
+    /// The end user the caller says it acts for (`user` in the body), for the log row.
+    pub user: Option<String>,
     pub started: Instant,
 }
 
@@ -110,6 +115,8 @@ impl RequestContext {
             prompt_version: None,
             configured_model: false,
             cache: None,
+            session_id: None,
+            user: None,
             started: Instant::now(),
         }
     }
@@ -128,7 +135,21 @@ impl RequestContext {
             prompt_version: self.prompt_version.clone(),
             configured_model: true,
             cache: self.cache,
+            session_id: self.session_id.clone(),
+            user: self.user.clone(),
             started: Instant::now(),
+        }
+    }
+
+    /// A log row for this request, with who asked and for what.
+    pub fn new_row(&self, model: &str, stream: bool) -> RequestRecord {
+        RequestRecord {
+            key_id: self.caller.key_id(),
+            prompt_version: self.prompt_version.clone(),
+            session_id: self.session_id.clone(),
+            user: self.user.clone(),
+            stream,
+            ..RequestRecord::new(&self.request_id, self.endpoint, model)
         }
     }
 }
@@ -188,19 +209,19 @@ impl Gateway {
         for (name, provider) in &config.providers {
             let build_err =
                 |e: ProviderError| GatewayError::Internal(format!("provider `{name}`: {e}"));
-            let secret = |key: &Option<String>| {
-                key.as_deref()
-                    .map(resolve_secret)
+            let secret = |key: &Option<Secret>| {
+                key.as_ref()
+                    .map(Secret::resolve)
                     .transpose()
                     .map_err(|m| GatewayError::Internal(format!("providers.{name}.api_key: {m}")))
             };
             let built: Arc<dyn Provider> = match provider {
                 ProviderConfig::Openai(remote) => Arc::new(
-                    OpenAiProvider::new(remote, secret(&remote.api_key)?.as_deref())
+                    OpenAiProvider::new(remote, secret(&remote.api_key)?.as_ref())
                         .map_err(build_err)?,
                 ),
                 ProviderConfig::Anthropic(remote) => Arc::new(
-                    AnthropicProvider::new(remote, secret(&remote.api_key)?.as_deref())
+                    AnthropicProvider::new(remote, secret(&remote.api_key)?.as_ref())
                         .map_err(build_err)?,
                 ),
                 ProviderConfig::Local(local_config) => {
@@ -316,8 +337,12 @@ impl Gateway {
         request: ChatRequest,
         ctx: &RequestContext,
     ) -> Result<Completion, GatewayError> {
-        let mut pending = PendingRow::new(&self.log, self.new_row(ctx, &request.model, false), ctx);
-        let result = self.complete_inner(request, ctx, pending.row()).await;
+        let mut pending = PendingRow::new(
+            self,
+            new_row(ctx, &request.model, request.user.as_deref(), false),
+            ctx,
+        );
+        let result = self.complete_inner(request, ctx, &mut pending).await;
         match &result {
             Ok(completion) => {
                 let usage = completion.response.usage.unwrap_or_default();
@@ -333,8 +358,9 @@ impl Gateway {
         &self,
         mut request: ChatRequest,
         ctx: &RequestContext,
-        row: &mut RequestRecord,
+        pending: &mut PendingRow<'_>,
     ) -> Result<Completion, GatewayError> {
+        let row = &mut pending.row;
         validate::chat_request(&request)?;
         self.check_allowed(&request.model, ctx)?;
         let cache_key = self.cache_key(&request, ctx);
@@ -350,8 +376,10 @@ impl Gateway {
                 cache: CacheStatus::Exact,
             });
         }
-        let (hold, decision) = self.admit(&mut request, ctx).await?;
-        row.held_micro_usd = hold.reserved_micro_usd;
+        let admitted = self.admit(&mut request, ctx).await?;
+        row.held_micro_usd = admitted.hold.reserved_micro_usd;
+        pending.prompt_estimate = admitted.prompt_estimate;
+        let row = &mut pending.row;
         let started = Instant::now();
         let result = self
             .with_failover(
@@ -365,12 +393,14 @@ impl Gateway {
                 },
             )
             .await;
-        note_auto(row, decision.as_ref());
+        note_auto(row, admitted.decision.as_ref());
         row.provider_latency_ms = millis(started.elapsed());
         let (response, deployment) = result?;
         let usage = response.usage.unwrap_or_default();
         let cost = deployment.pricing.cost_micro_usd(&usage);
-        hold.book_tokens(usage.prompt_tokens + usage.completion_tokens)
+        admitted
+            .hold
+            .book_tokens(usage.prompt_tokens + usage.completion_tokens)
             .await;
         if let Some(key) = cache_key
             && let Ok(body) = serde_json::to_string(&response)
@@ -399,7 +429,7 @@ impl Gateway {
         mut request: ChatRequest,
         ctx: &RequestContext,
     ) -> Result<CompletionStream, GatewayError> {
-        let mut row = self.new_row(ctx, &request.model, true);
+        let mut row = new_row(ctx, &request.model, request.user.as_deref(), true);
         let include_usage = request
             .stream_options
             .as_ref()
@@ -416,7 +446,11 @@ impl Gateway {
                 mark_hit(&mut row, saved);
                 return Ok(Opened::Cached(chunks));
             }
-            let (hold, decision) = self.admit(&mut request, ctx).await?;
+            let Admitted {
+                hold,
+                decision,
+                prompt_estimate,
+            } = self.admit(&mut request, ctx).await?;
             row.held_micro_usd = hold.reserved_micro_usd;
             let result = self
                 .with_failover(
@@ -449,6 +483,7 @@ impl Gateway {
                 deployment,
                 hold,
                 cache_key,
+                prompt_estimate,
             })
         }
         .await;
@@ -465,6 +500,7 @@ impl Gateway {
                         health: None,
                         hold: access::Hold::none(),
                         store: None,
+                        prompt_estimate: 0,
                     },
                 ),
                 include_usage,
@@ -476,6 +512,7 @@ impl Gateway {
                 deployment,
                 hold,
                 cache_key,
+                prompt_estimate,
             }) => {
                 let status = if cache_key.is_some() {
                     CacheStatus::Miss
@@ -491,6 +528,7 @@ impl Gateway {
                             health: Some(deployment.health.clone()),
                             hold,
                             store: cache_key.map(|key| (self.cache.clone(), key)),
+                            prompt_estimate,
                         },
                     ),
                     include_usage,
@@ -513,8 +551,9 @@ impl Gateway {
         request: EmbeddingRequest,
         ctx: &RequestContext,
     ) -> Result<EmbeddingResult, GatewayError> {
-        let mut pending = PendingRow::new(&self.log, self.new_row(ctx, &request.model, false), ctx);
-        let row = pending.row();
+        let row = new_row(ctx, &request.model, request.user.as_deref(), false);
+        let mut pending = PendingRow::new(self, row, ctx);
+        let row = &mut pending.row;
         let started = Instant::now();
         let result = async {
             let inputs = request.input.into_vec();
@@ -533,7 +572,7 @@ impl Gateway {
             self.check_allowed(&request.model, ctx)?;
             let estimated = estimate_tokens(inputs.iter());
             let worst = self.worst_cost(&request.model, estimated, 0);
-            let hold = self.access.hold(&ctx.caller, estimated, worst).await?;
+            let hold = self.hold(ctx, estimated, worst).await?;
             row.held_micro_usd = hold.reserved_micro_usd;
             let inputs = Arc::new(inputs);
             let result = self
@@ -561,7 +600,7 @@ impl Gateway {
         }
         .await;
         let provider_time = started.elapsed();
-        let row = pending.row();
+        let row = &mut pending.row;
         row.provider_latency_ms = millis(provider_time);
         let result = match result {
             Ok((embeddings, cost, usage)) => {
@@ -580,8 +619,37 @@ impl Gateway {
         result
     }
 
+    /// When the request must be over, retries and fallbacks included. Config validation bounds
+    /// `request_timeout_secs`, so the sum cannot overflow; if it did, the request would time out
+    /// at once rather than panic.
     fn deadline(&self, ctx: &RequestContext) -> Instant {
-        ctx.started + Duration::from_secs(self.policy.request_timeout_secs)
+        ctx.started
+            .checked_add(Duration::from_secs(self.policy.request_timeout_secs))
+            .unwrap_or(ctx.started)
+    }
+
+    /// The caller's token-limit check and budget hold for one call; the hold expires at the
+    /// request's deadline, so a request that never writes its log row (a crash) cannot keep it.
+    async fn hold(
+        &self,
+        ctx: &RequestContext,
+        estimated_tokens: u64,
+        worst_cost_micro_usd: u64,
+    ) -> Result<access::Hold, GatewayError> {
+        let remaining = self.deadline(ctx).saturating_duration_since(Instant::now());
+        let expires_at_ms = crate::store::now_ms()
+            .saturating_add(i64::try_from(remaining.as_millis()).unwrap_or(i64::MAX));
+        self.access
+            .hold(
+                &ctx.caller,
+                access::HoldRequest {
+                    request_id: &ctx.request_id,
+                    expires_at_ms,
+                    estimated_tokens,
+                    worst_cost_micro_usd,
+                },
+            )
+            .await
     }
 
     /// The caller's model allow-list, for the name asked for (before the cache: a key may not
@@ -631,7 +699,7 @@ impl Gateway {
         &self,
         request: &mut ChatRequest,
         ctx: &RequestContext,
-    ) -> Result<(access::Hold, Option<auto::AutoDecision>), GatewayError> {
+    ) -> Result<Admitted, GatewayError> {
         let decision = match (&self.auto, request.model == auto::AUTO) {
             (Some(auto), true) => {
                 let decision = auto.decide(self, request, ctx).await?;
@@ -649,8 +717,12 @@ impl Gateway {
             .max_output_tokens()
             .unwrap_or(DEFAULT_WORST_CASE_COMPLETION);
         let worst = self.worst_cost(model, prompt, u64::from(completion));
-        let hold = self.access.hold(&ctx.caller, prompt, worst).await?;
-        Ok((hold, decision))
+        let hold = self.hold(ctx, prompt, worst).await?;
+        Ok(Admitted {
+            hold,
+            decision,
+            prompt_estimate: prompt,
+        })
     }
 
     /// The most a call could cost on any deployment it might be sent to.
@@ -666,14 +738,26 @@ impl Gateway {
             .unwrap_or(0)
     }
 
-    fn new_row(&self, ctx: &RequestContext, model: &str, stream: bool) -> RequestRecord {
-        RequestRecord {
-            key_id: ctx.caller.key_id(),
-            prompt_version: ctx.prompt_version.clone(),
-            stream,
-            ..RequestRecord::new(&ctx.request_id, ctx.endpoint, model)
-        }
+    fn pricing(&self, deployment: &str) -> Option<Pricing> {
+        self.deployments.get(deployment).map(|d| d.pricing)
     }
+}
+
+/// A gateway request's log row: the body's `user` field when it has one, else the context's.
+fn new_row(ctx: &RequestContext, model: &str, user: Option<&str>, stream: bool) -> RequestRecord {
+    let mut row = ctx.new_row(model, stream);
+    if let Some(user) = user {
+        row.user = Some(user.to_owned());
+    }
+    row
+}
+
+/// A chat request let through: what it holds, how `auto` decided, and the prompt's estimated
+/// size (billed if the provider never reports usage).
+struct Admitted {
+    hold: access::Hold,
+    decision: Option<auto::AutoDecision>,
+    prompt_estimate: u64,
 }
 
 /// How a stream was opened.
@@ -684,6 +768,7 @@ enum Opened {
         deployment: Arc<Deployment>,
         hold: access::Hold,
         cache_key: Option<String>,
+        prompt_estimate: u64,
     },
 }
 
@@ -762,20 +847,23 @@ fn estimate_tokens(texts: impl Iterator<Item = impl AsRef<str>>) -> u64 {
 
 /// The log row of a plain (non-streamed) call. A caller that hangs up drops the request's
 /// future mid-call; the row is then written on drop, as `cancelled`, so no request that
-/// reached the gateway goes unlogged.
+/// reached the gateway goes unlogged. A cancelled call that reached an upstream is billed its
+/// prompt at the gateway's estimate (marked `usage_estimated`): providers charge for it.
 struct PendingRow<'a> {
-    log: &'a RequestLog,
+    gateway: &'a Gateway,
     row: RequestRecord,
     started: Instant,
+    prompt_estimate: u64,
     written: bool,
 }
 
 impl<'a> PendingRow<'a> {
-    fn new(log: &'a RequestLog, row: RequestRecord, ctx: &RequestContext) -> Self {
+    fn new(gateway: &'a Gateway, row: RequestRecord, ctx: &RequestContext) -> Self {
         Self {
-            log,
+            gateway,
             row,
             started: ctx.started,
+            prompt_estimate: 0,
             written: false,
         }
     }
@@ -785,27 +873,37 @@ impl<'a> PendingRow<'a> {
     }
 
     fn write(mut self) {
-        self.record(None);
+        self.record(false);
     }
 
-    fn record(&mut self, cancelled: Option<RequestStatus>) {
+    fn record(&mut self, cancelled: bool) {
         if std::mem::replace(&mut self.written, true) {
             return;
         }
         let mut row = self.row.clone();
-        if let Some(status) = cancelled {
-            row.status = status;
+        if cancelled {
+            row.status = RequestStatus::Cancelled;
             // nginx's "client closed request": no response was sent.
             row.http_status = 499;
+            if row.attempts > 0 && row.prompt_tokens == 0 {
+                let usage = Usage::new(self.prompt_estimate, 0, 0, 0);
+                let pricing = row
+                    .deployment
+                    .as_deref()
+                    .and_then(|d| self.gateway.pricing(d));
+                let cost = pricing.map_or(0, |p| p.cost_micro_usd(&usage));
+                fill_usage(&mut row, &usage, cost);
+                row.usage_estimated = true;
+            }
         }
         row.latency_ms = millis(self.started.elapsed());
-        self.log.record(row);
+        self.gateway.log.record(row);
     }
 }
 
 impl Drop for PendingRow<'_> {
     fn drop(&mut self) {
-        self.record(Some(RequestStatus::Cancelled));
+        self.record(true);
     }
 }
 
@@ -823,6 +921,6 @@ fn fill_usage(row: &mut RequestRecord, usage: &Usage, cost_micro_usd: u64) {
 
 fn fail_row(row: &mut RequestRecord, error: &GatewayError) {
     row.status = RequestStatus::Error;
-    row.http_status = ApiError::from(error).status;
+    row.http_status = error.http_status();
     row.error = Some(error.to_string());
 }

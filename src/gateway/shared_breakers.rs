@@ -19,20 +19,23 @@ fn key(deployment: &str) -> String {
 impl Gateway {
     /// Runs forever (spawn it): connects to Redis, then exchanges breaker state every second.
     /// Redis trouble is logged and retried; breakers keep working locally meanwhile.
-    pub async fn share_breakers(self: Arc<Self>, url: String) {
+    pub async fn share_breakers(self: Arc<Self>, url: crate::config::Secret) {
         let mut connection = None;
         let mut tick = tokio::time::interval(SYNC_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             if connection.is_none() {
-                connection = match redis::Client::open(url.as_str()) {
+                connection = match redis::Client::open(url.expose()) {
                     Ok(client) => redis::aio::ConnectionManager::new(client).await.ok(),
                     Err(_) => None,
                 };
             }
             let Some(redis) = connection.as_mut() else {
-                tracing::warn!(url, "cannot reach Redis to share breaker state");
+                tracing::warn!(
+                    url = url.redacted_url(),
+                    "cannot reach Redis to share breaker state"
+                );
                 continue;
             };
             if let Err(e) = self.exchange_breakers(redis).await {

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 
+use super::GatewayError;
 use super::access::Hold;
 use super::health::DeploymentHealth;
 use super::{Pricing, RequestLog, fail_row, fill_usage, millis};
 use crate::cache::{CacheStatus, ResponseCache};
-use crate::error::GatewayError;
 use crate::providers::types::{
     ChatChunk, ChatResponse, Choice, FinishReason, Message, Role, Usage,
 };
@@ -29,6 +29,10 @@ pub(super) struct Settlement {
     pub hold: Hold,
     /// Where a complete answer is stored, when the request is cacheable.
     pub store: Option<(Arc<ResponseCache>, String)>,
+    /// The prompt's size as the limiter estimated it: billed when the provider never reports
+    /// usage (the stream broke or the caller left before the usage chunk), because the
+    /// upstream has read and charged the prompt all the same.
+    pub prompt_estimate: u64,
 }
 
 /// The streamed answer put back together, to cache it once it completed.
@@ -135,14 +139,19 @@ impl Tracker {
     }
 
     fn write(mut self, status: RequestStatus, error: Option<&GatewayError>) {
-        let usage = self
-            .usage
-            .unwrap_or_else(|| Usage::new(0, self.content_chunks, 0, 0));
+        let usage = self.usage.unwrap_or_else(|| {
+            self.row.usage_estimated = true;
+            Usage::new(self.settlement.prompt_estimate, self.content_chunks, 0, 0)
+        });
         let cost = self.settlement.pricing.cost_micro_usd(&usage);
         fill_usage(&mut self.row, &usage, cost);
-        // A caller that hung up says nothing about the upstream; a broken stream does.
-        if let Some(health) = &self.settlement.health {
-            health.record(status != RequestStatus::Error);
+        // A broken stream counts against the upstream; a caller that hung up says nothing
+        // about it either way (counted as a success, it would close a half-open breaker on a
+        // probe that never finished).
+        if let Some(health) = &self.settlement.health
+            && status != RequestStatus::Cancelled
+        {
+            health.record(status == RequestStatus::Success);
         }
         if status == RequestStatus::Success
             && let Some((cache, key)) = self.settlement.store.take()

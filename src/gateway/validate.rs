@@ -1,7 +1,7 @@
 //! Checks of a chat request that JSON types alone cannot express. Each failure names the field,
 //! the way OpenAI's `param` does, and becomes a 400.
 
-use crate::error::GatewayError;
+use super::GatewayError;
 use crate::providers::types::{ChatRequest, Role};
 
 /// OpenAI accepts at most four stop sequences.

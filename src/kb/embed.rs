@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::error::GatewayError;
+use crate::gateway::GatewayError;
 use crate::gateway::{Gateway, RequestContext};
 use crate::providers::types::{EmbeddingInput, EmbeddingRequest};
 

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::chunk::{ChunkOptions, ChunkedDocument, Format, chunk_document};
 use super::embed::{INGEST_BATCH, TextEmbedder, passage};
-use crate::error::GatewayError;
+use crate::gateway::GatewayError;
 use crate::gateway::{RequestContext, new_request_id};
 use crate::store::{ChunkRecord, Database, DocumentRecord, StoreError};
 
@@ -315,51 +315,15 @@ fn prepare(
 mod tests {
     use super::*;
     use crate::kb::embed::testing::HashEmbedder;
+    use crate::kb::testing::KbFixture;
 
-    struct Fixture {
-        dir: PathBuf,
-        db: Database,
-    }
-
-    impl Fixture {
-        async fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "askacme-ingest-{name}-{}",
-                uuid::Uuid::now_v7().simple()
-            ));
-            std::fs::create_dir_all(dir.join("docs/hr")).unwrap();
-            let db = Database::open(&format!("sqlite://{}", dir.join("kb.db").display()))
-                .await
-                .unwrap();
-            Self { dir, db }
-        }
-
-        fn write(&self, path: &str, contents: &[u8]) {
-            std::fs::write(self.dir.join("docs").join(path), contents).unwrap();
-        }
-
-        async fn ingest(&self) -> IngestReport {
-            ingest(
-                &self.db,
-                &[self.dir.join("docs")],
-                ChunkOptions::default(),
-                &HashEmbedder,
-                &|_| {},
-            )
-            .await
-            .unwrap()
-        }
-    }
-
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+    async fn fixture(label: &str) -> KbFixture {
+        KbFixture::new(label, &["hr"]).await
     }
 
     #[tokio::test]
     async fn re_ingest_touches_only_what_changed_and_removes_what_vanished() {
-        let f = Fixture::new("incremental").await;
+        let f = fixture("incremental").await;
         f.write("hr/leave.md", b"# Leave\n\n## Annual\n\n25 days a year.\n");
         f.write(
             "hr/sick.md",
@@ -443,7 +407,7 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_are_embedded_and_re_embedded_when_the_model_changes() {
-        let f = Fixture::new("reembed").await;
+        let f = fixture("reembed").await;
         f.write("hr/leave.md", b"# Leave\n\n## Annual\n\n25 days a year.\n");
         let first = f.ingest().await;
         assert_eq!(first.chunks_reembedded, 0);
@@ -453,7 +417,7 @@ mod tests {
 
         let report = ingest(
             &f.db,
-            &[f.dir.join("docs")],
+            &[f.docs()],
             ChunkOptions::default(),
             &OtherModel,
             &|_| {},
@@ -481,7 +445,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_files_are_reported_and_skipped_without_stopping_the_run() {
-        let f = Fixture::new("bad").await;
+        let f = fixture("bad").await;
         f.write("hr/good.md", b"# Good\n\nReal content.\n");
         f.write("hr/binary.md", b"\x89PNG\r\n\x1a\n\0\0\0IHDR");
         f.write("hr/latin1.txt", b"caf\xe9 au lait\n");
@@ -501,7 +465,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_skipped_file_that_was_ingested_before_is_kept_not_deleted() {
-        let f = Fixture::new("keep").await;
+        let f = fixture("keep").await;
         f.write("hr/policy.md", b"# Policy\n\nVersion one.\n");
         f.ingest().await;
         f.write("hr/policy.md", b"\0corrupted");
@@ -519,7 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sample_handbook_ingests_into_three_collections() {
-        let f = Fixture::new("handbook").await;
+        let f = fixture("handbook").await;
         let handbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/handbook");
         let report = ingest(
             &f.db,

@@ -6,7 +6,7 @@
 
 use super::embed::TextEmbedder;
 use super::search::Hit;
-use crate::error::GatewayError;
+use crate::gateway::GatewayError;
 use crate::gateway::RequestContext;
 use crate::models::embedder::cosine;
 

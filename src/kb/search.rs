@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use super::embed::{TextEmbedder, passage};
 use super::lexical::{LexicalError, LexicalIndex};
 use super::vector::{BruteForce, VectorIndex};
-use crate::error::GatewayError;
+use crate::gateway::GatewayError;
 use crate::gateway::RequestContext;
 use crate::store::{Database, StoreError, StoredChunk};
 
@@ -239,49 +239,31 @@ fn build(generation: i64, mut chunks: Vec<StoredChunk>) -> Result<Snapshot, Sear
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::kb::chunk::ChunkOptions;
     use crate::kb::embed::testing::HashEmbedder;
-    use crate::kb::ingest::ingest;
+    use crate::kb::testing::KbFixture;
 
     struct Fixture {
-        dir: PathBuf,
-        db: Database,
+        kb: KbFixture,
         retriever: Retriever,
     }
 
     impl Fixture {
         async fn new() -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("askacme-search-{}", uuid::Uuid::now_v7().simple()));
-            std::fs::create_dir_all(dir.join("docs/hr")).unwrap();
-            std::fs::create_dir_all(dir.join("docs/it")).unwrap();
-            let db = Database::open(&format!("sqlite://{}", dir.join("kb.db").display()))
-                .await
-                .unwrap();
+            let kb = KbFixture::new("search", &["hr", "it"]).await;
             let retriever = Retriever::new(
-                db.clone(),
+                kb.db.clone(),
                 Arc::new(HashEmbedder),
                 FusionSettings {
                     candidates: 10,
                     rrf_k: 60.0,
                 },
             );
-            Self { dir, db, retriever }
+            Self { kb, retriever }
         }
 
         async fn ingest(&self) {
-            ingest(
-                &self.db,
-                &[self.dir.join("docs")],
-                ChunkOptions::default(),
-                &HashEmbedder,
-                &|_| {},
-            )
-            .await
-            .unwrap();
+            self.kb.ingest().await;
         }
 
         async fn paths(&self, question: &str, collections: Option<&[String]>) -> Vec<String> {
@@ -305,25 +287,17 @@ mod tests {
         }
     }
 
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
     #[tokio::test]
     async fn search_follows_ingest_and_deleted_files_vanish() {
         let f = Fixture::new().await;
-        std::fs::write(
-            f.dir.join("docs/hr/parental.md"),
-            "# Parental leave\n\nThe primary caregiver gets 20 weeks.\n",
-        )
-        .unwrap();
-        std::fs::write(
-            f.dir.join("docs/it/laptops.md"),
-            "# Laptops\n\nLaptops are replaced every 3 years.\n",
-        )
-        .unwrap();
+        f.kb.write(
+            "hr/parental.md",
+            b"# Parental leave\n\nThe primary caregiver gets 20 weeks.\n",
+        );
+        f.kb.write(
+            "it/laptops.md",
+            b"# Laptops\n\nLaptops are replaced every 3 years.\n",
+        );
         f.ingest().await;
         let found = f.paths("parental leave weeks", None).await;
         assert_eq!(found.first().map(String::as_str), Some("hr/parental.md"));
@@ -334,7 +308,7 @@ mod tests {
             "a collection filter keeps other collections out"
         );
 
-        std::fs::remove_file(f.dir.join("docs/hr/parental.md")).unwrap();
+        std::fs::remove_file(f.kb.docs().join("hr/parental.md")).unwrap();
         f.ingest().await;
         let after = f.paths("parental leave weeks", None).await;
         assert!(

@@ -1,7 +1,8 @@
 //! Generate and cite: the prompt rendered with the retrieved sources, one completion through
 //! the gateway, then the answer's `[n]` markers mapped to the sources they name.
 
-use crate::error::GatewayError;
+use super::citations;
+use crate::gateway::GatewayError;
 use crate::gateway::{Completion, Gateway, RequestContext};
 use crate::kb::search::Hit;
 use crate::prompts::{AnswerContext, Prompt, PromptError, Registry, TemplateSource};
@@ -99,56 +100,32 @@ pub fn decline(answer: &str) -> Option<&'static str> {
 /// The answer with its citation markers renumbered in order of first use (`[3] … [1]` becomes
 /// `[1] … [2]`), and the 0-based indexes of the cited sources in that order. Markers that name
 /// no source are removed; brackets that are not citations (`[see below]`) are left alone.
-/// `[1, 2]`, `[1][2]` and `[Source 1]` are all read as citations.
+/// Every form `citations::markers` reads (`[1, 2]`, `[1-3]`, `[Source 1]`, …) is understood.
 pub fn renumber_citations(answer: &str, sources: usize) -> (String, Vec<usize>) {
     let mut cited: Vec<usize> = Vec::new();
     let mut out = String::with_capacity(answer.len());
-    let mut rest = answer;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let Some(close) = after.find(']').filter(|&c| c <= 24) else {
-            out.push('[');
-            rest = after;
-            continue;
-        };
-        let inner = after[..close].trim();
-        let inner = strip_prefix_ignore_case(inner, "sources")
-            .or_else(|| strip_prefix_ignore_case(inner, "source"))
-            .unwrap_or(inner);
-        let numbers: Option<Vec<usize>> = inner
-            .split(',')
-            .map(|n| n.trim().parse::<usize>().ok())
-            .collect();
-        match numbers {
-            Some(numbers) if !inner.is_empty() => {
-                for n in numbers.into_iter().filter(|n| (1..=sources).contains(n)) {
-                    let index = n - 1;
-                    let position = match cited.iter().position(|&c| c == index) {
-                        Some(p) => p,
-                        None => {
-                            cited.push(index);
-                            cited.len() - 1
-                        }
-                    };
-                    out.push_str(&format!("[{}]", position + 1));
+    let mut last = 0;
+    for marker in citations::markers(answer) {
+        out.push_str(&answer[last..marker.span.start]);
+        last = marker.span.end;
+        for n in marker
+            .numbers
+            .into_iter()
+            .filter(|n| (1..=sources).contains(n))
+        {
+            let index = n - 1;
+            let position = match cited.iter().position(|&c| c == index) {
+                Some(p) => p,
+                None => {
+                    cited.push(index);
+                    cited.len() - 1
                 }
-            }
-            _ => {
-                out.push('[');
-                out.push_str(&after[..=close]);
-            }
+            };
+            out.push_str(&format!("[{}]", position + 1));
         }
-        rest = &after[close + 1..];
     }
-    out.push_str(rest);
+    out.push_str(&answer[last..]);
     (tidy(&out), cited)
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    s.get(..prefix.len())
-        .filter(|head| head.eq_ignore_ascii_case(prefix))
-        .map(|_| s[prefix.len()..].trim_start())
 }
 
 /// Removed markers leave a space before punctuation or doubled spaces behind.
@@ -180,6 +157,9 @@ mod tests {
         let (text, cited) = renumber_citations("Unclosed [1 and a [ bracket", 2);
         assert_eq!(text, "Unclosed [1 and a [ bracket");
         assert!(cited.is_empty());
+        let (text, cited) = renumber_citations("A [1-3]. B (Source 2). C [source 1, 2]. D (1).", 3);
+        assert_eq!(text, "A [1][2][3]. B [2]. C [1][2]. D (1).");
+        assert_eq!(cited, vec![0, 1, 2]);
     }
 
     #[test]

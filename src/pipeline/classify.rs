@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::config::{Category, ClassifierConfig, ClassifierRule};
-use crate::error::GatewayError;
+use crate::gateway::GatewayError;
 use crate::gateway::RequestContext;
 use crate::kb::embed::TextEmbedder;
 use crate::models::embedder::centroids;

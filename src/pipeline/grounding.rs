@@ -10,7 +10,7 @@
 
 /// The figures and names in `answer` that appear in none of `sources`, in order of appearance.
 pub fn ungrounded(answer: &str, question: &str, sources: &[&str]) -> Vec<String> {
-    let answer = without_citations(answer);
+    let answer = super::citations::strip(answer);
     let known: Vec<String> = sources.iter().flat_map(|s| figures(s)).collect();
     let mut missing: Vec<String> = Vec::new();
     for figure in figures(&answer) {
@@ -80,29 +80,6 @@ fn figures(text: &str) -> Vec<String> {
     out
 }
 
-fn without_citations(answer: &str) -> String {
-    let mut out = String::with_capacity(answer.len());
-    let mut rest = answer;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        match rest[open..].find(']') {
-            Some(close)
-                if rest[open + 1..open + close]
-                    .chars()
-                    .all(|c| c.is_ascii_digit()) =>
-            {
-                rest = &rest[open + close + 1..];
-            }
-            _ => {
-                out.push('[');
-                rest = &rest[open + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +124,23 @@ mod tests {
             vec!["2000".to_owned(), "45".to_owned()]
         );
         assert!(ungrounded_figures("No figures here [7].", &sources).is_empty());
+        // Every form the citation stage reads is a marker here too, not a figure or a name.
+        for cited in [
+            "Claims above 1000 EUR need approval [1].",
+            "Claims above 1000 EUR need approval [1][2].",
+            "Claims above 1000 EUR need approval [1, 2].",
+            "Claims above 1000 EUR need approval [1-3].",
+            "Claims above 1000 EUR need approval [Source 1].",
+            "Claims above 1000 EUR need approval [source 1, 2].",
+            "Claims above 1000 EUR need approval (Source 1).",
+            "Claims above 1000 EUR need approval [Source 9].",
+        ] {
+            assert!(
+                ungrounded(cited, "", &sources).is_empty(),
+                "{cited}: {:?}",
+                ungrounded(cited, "", &sources)
+            );
+        }
         assert_eq!(
             ungrounded_figures("Version 3.5.", &sources),
             vec!["3.5".to_owned()],

@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod cascade;
+pub mod citations;
 pub mod classify;
 pub mod grounding;
 pub mod retrieve;
@@ -21,12 +22,12 @@ use tracing::Instrument;
 use crate::cache::semantic::{Lookup, SemanticCache};
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{AssistantConfig, Category, Config};
-use crate::error::GatewayError;
+use crate::gateway::GatewayError;
 use crate::gateway::{Gateway, RequestContext};
 use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::prompts::{PromptError, Registry};
-use crate::store::{Database, RequestRecord, SemanticEntry};
+use crate::store::{Database, SemanticEntry};
 use answer::{AnswerError, Generation};
 use classify::Classifier;
 use retrieve::Scope;
@@ -267,10 +268,13 @@ impl Assistant {
         let cacheable = self
             .cache
             .applies(prompt.temperature == 0.0, request.cache.or(ctx.cache));
-        // Every log row of this question (embedding, re-rank, answer) names the prompt version.
+        // Every log row of this question (embedding, re-rank, answer) names the prompt version,
+        // the conversation and the user.
         let ctx = &RequestContext {
             prompt_version: Some(prompt.id()),
             configured_model: true,
+            session_id: request.session_id.clone(),
+            user: request.user.clone(),
             ..ctx.clone()
         };
         // What an answer depends on besides the question: only the same scope can match.
@@ -384,13 +388,7 @@ impl Assistant {
         answer.cost_usd = 0.0;
         answer.stage_latency_ms = StageLatency::default();
         answer.latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
-        let mut row = RequestRecord::new(
-            &ctx.request_id,
-            ctx.endpoint,
-            answer.model.clone().unwrap_or_default(),
-        );
-        row.key_id = ctx.caller.key_id();
-        row.prompt_version.clone_from(&ctx.prompt_version);
+        let mut row = ctx.new_row(answer.model.as_deref().unwrap_or_default(), false);
         row.cache = Some(hit.status.as_str().to_owned());
         row.saved_micro_usd = hit.saved_micro_usd;
         row.route = Some(format!("{} → response cache", ctx.endpoint));

@@ -1,7 +1,7 @@
 //! Input safety. For now the checks every request needs: a question that is not empty and not
 //! longer than configured. Prompt-injection and PII filters plug in here later.
 
-use crate::error::GatewayError;
+use crate::gateway::GatewayError;
 
 /// The question, trimmed, or a 400 naming the `question` field.
 pub fn check_input(question: &str, max_chars: usize) -> Result<String, GatewayError> {

@@ -11,13 +11,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{EventStream, HttpUpstream};
+use super::http::{EventStream, HttpUpstream, secret_header};
 use super::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, FinishReason,
     FunctionCall, FunctionCallDelta, Message, Role, ToolCall, ToolCallDelta, Usage,
 };
 use super::{ChunkStream, Provider, ProviderError};
-use crate::config::RemoteProviderConfig;
+use crate::config::{RemoteProviderConfig, Secret};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -39,7 +39,7 @@ struct BodyOptions {
 impl AnthropicProvider {
     pub fn new(
         config: &RemoteProviderConfig,
-        api_key: Option<&str>,
+        api_key: Option<&Secret>,
     ) -> Result<Self, ProviderError> {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -47,10 +47,10 @@ impl AnthropicProvider {
             HeaderValue::from_static(API_VERSION),
         );
         if let Some(key) = api_key {
-            let value = HeaderValue::from_str(key).map_err(|_| {
-                ProviderError::InvalidRequest("API key contains invalid characters".into())
-            })?;
-            headers.insert(HeaderName::from_static("x-api-key"), value);
+            headers.insert(
+                HeaderName::from_static("x-api-key"),
+                secret_header(key.expose())?,
+            );
         }
         Ok(Self {
             http: HttpUpstream::new(config, headers)?,

@@ -3,12 +3,12 @@
 //! checked (status, content type) before the first event is handed out.
 
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use eventsource_stream::{Event, Eventsource};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -25,6 +25,14 @@ pub fn install_tls_provider() {
         // Ignoring the result: it only fails when a provider is already installed.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// A header carrying a secret (an API key): marked sensitive, so the HTTP stack never prints it.
+pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, ProviderError> {
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| ProviderError::InvalidRequest("API key contains invalid characters".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 pub(crate) struct HttpUpstream {
@@ -125,7 +133,8 @@ impl HttpUpstream {
 
 async fn upstream_error(response: reqwest::Response) -> ProviderError {
     let status = response.status().as_u16();
-    let retry_after = retry_after(response.headers());
+    let headers = response.headers().clone();
+    let retry_after = super::retry_after::from_headers(&headers, SystemTime::now());
     let bytes = response.bytes().await.unwrap_or_default();
     // OpenAI: {"error":{"message":..}}; Anthropic: {"type":"error","error":{"message":..}}.
     let message = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -136,6 +145,11 @@ async fn upstream_error(response: reqwest::Response) -> ProviderError {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| preview(&bytes));
+    // The upstream's own id of the failed request, which its support asks for.
+    let message = match upstream_request_id(&headers) {
+        Some(id) => format!("{message} (upstream request id {id})"),
+        None => message,
+    };
     ProviderError::Upstream {
         status,
         message,
@@ -143,18 +157,12 @@ async fn upstream_error(response: reqwest::Response) -> ProviderError {
     }
 }
 
-/// `Retry-After` in seconds (integer or fractional), or OpenAI's `retry-after-ms`.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    if let Some(ms) = header("retry-after-ms") {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-    }
-    header(RETRY_AFTER.as_str()).map(|s| Duration::from_secs_f64(s.max(0.0)))
+/// OpenAI sends `x-request-id`, Anthropic `request-id`.
+fn upstream_request_id(headers: &HeaderMap) -> Option<String> {
+    ["x-request-id", "request-id"]
+        .iter()
+        .find_map(|name| headers.get(*name)?.to_str().ok())
+        .map(|id| id.chars().take(128).collect())
 }
 
 fn preview(bytes: &[u8]) -> String {

@@ -5,6 +5,7 @@ pub mod anthropic;
 mod http;
 pub mod local;
 pub mod openai;
+mod retry_after;
 pub mod types;
 
 use std::time::Duration;

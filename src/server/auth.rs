@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::error::{ApiError, ratelimit_headers};
+use super::error::{ApiError, ratelimit_headers};
 use crate::gateway::limits::{Decision, LimitKind};
 
 /// `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic clients).
@@ -56,6 +56,22 @@ pub async fn authenticate(
         }
     }
     response
+}
+
+/// For `/metrics` when `server.metrics_auth` asks for it: the master key or nothing.
+pub async fn master_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let access = state.gateway.access();
+    match access.authenticate(presented_key(request.headers())).await {
+        Ok(caller) if caller.is_master() || !access.enabled() => next.run(request).await,
+        Ok(_) => ApiError::new(
+            403,
+            "permission_error",
+            "admin_only",
+            "this endpoint needs the master key",
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn insert_ratelimit_headers(headers: &mut HeaderMap, kind: LimitKind, decision: &Decision) {

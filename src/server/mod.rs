@@ -4,6 +4,7 @@
 mod admin;
 mod ask;
 mod auth;
+mod error;
 mod openai;
 
 use std::sync::Arc;
@@ -20,12 +21,14 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
-use crate::config::{Config, resolve_secret};
-use crate::error::{ApiError, GatewayError};
+use crate::config::{Config, Secret};
+use crate::gateway::GatewayError;
 use crate::gateway::limits::{LimitStore, MemoryLimits, RedisLimits};
 use crate::gateway::{Access, Gateway};
 use crate::pipeline::{AskError, Assistant};
 use crate::prompts::{PromptError, Registry};
+use crate::tasks::supervise;
+pub use error::ApiError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-askacme-overhead-ms");
@@ -74,9 +77,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             state.clone(),
             auth::authenticate,
         ));
+    let mut metrics = Router::new().route("/metrics", get(admin::metrics));
+    if state
+        .config
+        .server
+        .metrics_need_master(state.config.auth.enabled)
+    {
+        metrics = metrics.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::master_only,
+        ));
+    }
     Router::new()
         .merge(keyed)
-        .route("/metrics", get(admin::metrics))
+        .merge(metrics)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async {
@@ -138,37 +152,6 @@ async fn request_id_and_overhead(mut request: Request, next: Next) -> Response {
     response
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(self.to_json())).into_response();
-        if let Some(retry_after) = self.retry_after {
-            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-        }
-        for (name, value) in self.headers {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, value);
-            }
-        }
-        response
-    }
-}
-
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        ApiError::from(&self).into_response()
-    }
-}
-
-impl IntoResponse for AskError {
-    fn into_response(self) -> Response {
-        ApiError::from(&self).into_response()
-    }
-}
-
 /// A JSON body whose every failure is an OpenAI-style 4xx: unreadable or oversized bodies, bad
 /// UTF-8, syntax errors and wrong types (with the path of the offending field). Any content type
 /// is accepted, so `curl -d` works without `-H 'content-type: application/json'`.
@@ -224,9 +207,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, StartError> {
-    let unreachable = |e: redis::RedisError| StartError::Redis(format!("{url}: {e}"));
-    let client = redis::Client::open(url).map_err(unreachable)?;
+async fn connect_redis(url: &Secret) -> Result<redis::aio::ConnectionManager, StartError> {
+    let unreachable =
+        |e: redis::RedisError| StartError::Redis(format!("{}: {e}", url.redacted_url()));
+    let client = redis::Client::open(url.expose()).map_err(unreachable)?;
     redis::aio::ConnectionManager::new(client)
         .await
         .map_err(unreachable)
@@ -262,13 +246,13 @@ impl AppState {
         let master_key = config
             .auth
             .master_key
-            .as_deref()
-            .map(resolve_secret)
+            .as_ref()
+            .map(Secret::resolve)
             .transpose()
             .map_err(StartError::MasterKey)?;
         let access = Access::new(
             config.auth.enabled,
-            master_key.as_deref(),
+            master_key.as_ref().map(Secret::expose),
             Duration::from_millis(config.auth.key_cache_ms),
             db.clone(),
             limits,
@@ -278,14 +262,26 @@ impl AppState {
             url => cache::Store::Redis(connect_redis(url).await?),
         };
         let cache = Arc::new(ResponseCache::new(config.cache.clone(), store));
-        let log = crate::gateway::RequestLog::start(db);
-        let gateway = Arc::new(Gateway::from_config(config, log, Arc::new(access), cache)?);
+        let spill = config
+            .storage
+            .data_dir
+            .as_ref()
+            .map(|dir| dir.join("request-log.spill.jsonl"));
+        let log = crate::gateway::RequestLog::start(db, spill);
+        let access = Arc::new(access);
+        // Holds left by a process that died are released before this one takes new ones.
+        access.release_expired_holds().await;
+        let sweeper = access.clone();
+        supervise("budget hold sweeper", move || {
+            sweeper.clone().sweep_expired_holds()
+        });
+        let gateway = Arc::new(Gateway::from_config(config, log, access, cache)?);
         if !config.storage.redis_url.is_empty() {
-            tokio::spawn(
-                gateway
-                    .clone()
-                    .share_breakers(config.storage.redis_url.clone()),
-            );
+            let sharing = gateway.clone();
+            let url = config.storage.redis_url.clone();
+            supervise("breaker sharing", move || {
+                sharing.clone().share_breakers(url.clone())
+            });
         }
         let prompts = Registry::load(&config.prompts)?;
         prompts.active(&config.assistant.prompt)?;
@@ -344,12 +340,25 @@ pub async fn serve(
     let log = state.gateway.request_log().clone();
     let cache = state.gateway.cache().clone();
     let app = router(state, max_body_bytes);
-    axum::serve(listener, app)
+    axum::serve(without_nagle(listener), app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     log.flush().await;
     cache.flush().await;
     Ok(())
+}
+
+/// Accepted connections with `TCP_NODELAY`: SSE writes are small, and with Nagle's algorithm
+/// each waits for the client's delayed ACK (~40 ms before a stream's first token).
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    })
 }
 
 async fn shutdown_signal() {
@@ -370,5 +379,22 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_nagle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut listener = without_nagle(listener);
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
     }
 }

@@ -13,8 +13,9 @@ use base64::Engine;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
+use super::error::ApiError;
 use super::{AppState, JsonBody, ProviderTime, RequestId, cache_directive, with_cache_header};
-use crate::error::{ApiError, GatewayError};
+use crate::gateway::GatewayError;
 use crate::gateway::{Caller, CompletionStream, RequestContext};
 use crate::providers::types::{ChatRequest, EmbeddingRequest};
 

@@ -30,7 +30,7 @@ impl Database {
                 key: row.try_get("key")?,
                 kind: row.try_get("kind")?,
                 body: row.try_get("body")?,
-                cost_micro_usd: row.try_get::<i64, _>("cost_micro_usd")?.max(0) as u64,
+                cost_micro_usd: super::get_u64(&row, "cost_micro_usd")?,
                 created_at_ms: row.try_get("created_at_ms")?,
                 expires_at_ms: row.try_get("expires_at_ms")?,
             })

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Database, StoreError};
+use super::{Database, StoreError, get_opt_u64, get_u64};
 
 /// A key as stored (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +40,6 @@ fn opt_i64(value: Option<u64>) -> Option<i64> {
     value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-fn opt_u64(row: &sqlx::sqlite::SqliteRow, name: &str) -> Result<Option<u64>, StoreError> {
-    Ok(row
-        .try_get::<Option<i64>, _>(name)?
-        .map(|v| v.max(0) as u64))
-}
-
 fn decode_key(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, StoreError> {
     let models: Option<String> = row.try_get("models")?;
     Ok(KeyRecord {
@@ -54,11 +48,11 @@ fn decode_key(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, StoreError> {
         key_prefix: row.try_get("key_prefix")?,
         created_at_ms: row.try_get("created_at_ms")?,
         revoked_at_ms: row.try_get("revoked_at_ms")?,
-        rpm: opt_u64(row, "rpm")?,
-        tpm: opt_u64(row, "tpm")?,
-        budget_micro_usd: opt_u64(row, "budget_micro_usd")?,
-        spent_micro_usd: row.try_get::<i64, _>("spent_micro_usd")?.max(0) as u64,
-        reserved_micro_usd: row.try_get::<i64, _>("reserved_micro_usd")?.max(0) as u64,
+        rpm: get_opt_u64(row, "rpm")?,
+        tpm: get_opt_u64(row, "tpm")?,
+        budget_micro_usd: get_opt_u64(row, "budget_micro_usd")?,
+        spent_micro_usd: get_u64(row, "spent_micro_usd")?,
+        reserved_micro_usd: get_u64(row, "reserved_micro_usd")?,
         models: models.map(|m| m.split(',').map(str::to_owned).collect()),
     })
 }
@@ -120,39 +114,116 @@ impl Database {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Holds `amount` of the key's budget for a request in flight, if spent + held + amount
-    /// stays within the budget. Keys without a budget always succeed.
-    pub async fn reserve_spend(&self, key_id: &str, amount: u64) -> Result<bool, StoreError> {
-        let amount = i64::try_from(amount).unwrap_or(i64::MAX);
+    /// Holds part of the key's budget for a request in flight, if spent + held + amount stays
+    /// within the budget, and records the hold under the request's id with its expiry. The
+    /// key's own expired holds are released first, so a crashed request's hold never refuses
+    /// the key after its deadline. Keys without a budget always succeed.
+    pub async fn reserve_spend(&self, hold: &BudgetHold<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        release_expired(&mut tx, super::now_ms(), Some(hold.key_id)).await?;
+        let amount = i64::try_from(hold.amount_micro_usd).unwrap_or(i64::MAX);
         let done = sqlx::query(
             "UPDATE api_keys SET reserved_micro_usd = reserved_micro_usd + ?2 \
              WHERE id = ?1 AND (budget_micro_usd IS NULL \
                 OR spent_micro_usd + reserved_micro_usd + ?2 <= budget_micro_usd)",
         )
-        .bind(key_id)
+        .bind(hold.key_id)
         .bind(amount)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO budget_holds (request_id, key_id, amount, expires_at_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(hold.request_id)
+        .bind(hold.key_id)
+        .bind(amount)
+        .bind(hold.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Releases every hold whose request's deadline has passed without its log row releasing
+    /// it (the process died, or the row could not be written); returns how many.
+    pub async fn release_expired_holds(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let released = release_expired(&mut tx, now_ms, None).await?;
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    /// Holds not yet released, for tests and `askacme keys list`.
+    pub async fn open_holds(&self, key_id: &str) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM budget_holds WHERE key_id = ?")
+            .bind(key_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count.max(0) as u64)
     }
 }
 
-/// Releases a request's reservation and books what it actually cost, inside the transaction
-/// that writes its log row.
+/// A budget hold to take.
+#[derive(Debug, Clone, Copy)]
+pub struct BudgetHold<'a> {
+    pub request_id: &'a str,
+    pub key_id: &'a str,
+    pub amount_micro_usd: u64,
+    pub expires_at_ms: i64,
+}
+
+/// Releases the holds expired at `now_ms` (of one key, or of all), in the caller's transaction.
+async fn release_expired(
+    tx: &mut sqlx::SqliteConnection,
+    now_ms: i64,
+    key_id: Option<&str>,
+) -> Result<u64, StoreError> {
+    sqlx::query(
+        "UPDATE api_keys SET reserved_micro_usd = MAX(0, reserved_micro_usd - \
+            (SELECT COALESCE(SUM(h.amount), 0) FROM budget_holds h \
+             WHERE h.key_id = api_keys.id AND h.expires_at_ms <= ?1)) \
+         WHERE id IN (SELECT key_id FROM budget_holds WHERE expires_at_ms <= ?1 \
+                      AND (?2 IS NULL OR key_id = ?2))",
+    )
+    .bind(now_ms)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(
+        "DELETE FROM budget_holds WHERE expires_at_ms <= ?1 AND (?2 IS NULL OR key_id = ?2)",
+    )
+    .bind(now_ms)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Releases a request's hold (unless it expired and was released already) and books what the
+/// request actually cost, inside the transaction that writes its log row.
 pub(super) async fn book_spend(
     tx: &mut sqlx::SqliteConnection,
+    request_id: &str,
     key_id: &str,
-    reserved: u64,
     actual: u64,
 ) -> Result<(), StoreError> {
+    let held: Option<i64> =
+        sqlx::query_scalar("DELETE FROM budget_holds WHERE request_id = ? RETURNING amount")
+            .bind(request_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     sqlx::query(
         "UPDATE api_keys SET reserved_micro_usd = MAX(0, reserved_micro_usd - ?2), \
          spent_micro_usd = spent_micro_usd + ?3 WHERE id = ?1",
     )
     .bind(key_id)
-    .bind(i64::try_from(reserved).unwrap_or(i64::MAX))
+    .bind(held.unwrap_or(0))
     .bind(i64::try_from(actual).unwrap_or(i64::MAX))
-    .execute(tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

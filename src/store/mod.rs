@@ -5,7 +5,7 @@ mod cache;
 mod keys;
 
 pub use cache::{CacheRow, SemanticEntry, SemanticHit};
-pub use keys::{KeyRecord, NewKey};
+pub use keys::{BudgetHold, KeyRecord, NewKey};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (5, include_str!("../../migrations/0005_response_cache.sql")),
     (6, include_str!("../../migrations/0006_semantic_cache.sql")),
+    (7, include_str!("../../migrations/0007_hardening.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +42,16 @@ pub enum StoreError {
     Decode(String),
 }
 
+/// Milliseconds since the UNIX epoch: every stored time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// How a request ended, as stored in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Success,
     /// Refused or failed: the `error` column says why.
@@ -73,8 +82,8 @@ impl FromStr for RequestStatus {
     }
 }
 
-/// One row of the `requests` table.
-#[derive(Debug, Clone, PartialEq)]
+/// One row of the `requests` table (serialisable for the log's spill file).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RequestRecord {
     pub id: String,
     pub created_at_ms: i64,
@@ -107,6 +116,11 @@ pub struct RequestRecord {
     pub cache: Option<String>,
     /// What the cached answer cost when it was made: the money a hit saved.
     pub saved_micro_usd: u64,
+    /// The conversation (`/v1/ask`'s `session_id`) and the end user (`user`) the caller named.
+    pub session_id: Option<String>,
+    pub user: Option<String>,
+    /// The token counts are the gateway's estimate: the provider never reported usage.
+    pub usage_estimated: bool,
 }
 
 impl RequestRecord {
@@ -118,9 +132,7 @@ impl RequestRecord {
     ) -> Self {
         Self {
             id: id.into(),
-            created_at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
+            created_at_ms: now_ms(),
             key_id: None,
             endpoint: endpoint.into(),
             prompt_version: None,
@@ -143,6 +155,9 @@ impl RequestRecord {
             held_micro_usd: 0,
             cache: None,
             saved_micro_usd: 0,
+            session_id: None,
+            user: None,
+            usage_estimated: false,
         }
     }
 }
@@ -201,8 +216,8 @@ impl Database {
                 "INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, provider, \
                  stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_micro_usd, \
                  latency_ms, provider_latency_ms, status, http_status, error, prompt_version, attempts, route, \
-                 held_micro_usd, cache, saved_micro_usd) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 held_micro_usd, cache, saved_micro_usd, session_id, user, usage_estimated) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&row.id)
             .bind(row.created_at_ms)
@@ -228,12 +243,15 @@ impl Database {
             .bind(to_i64(row.held_micro_usd))
             .bind(&row.cache)
             .bind(to_i64(row.saved_micro_usd))
+            .bind(&row.session_id)
+            .bind(&row.user)
+            .bind(row.usage_estimated)
             .execute(&mut *tx)
             .await?;
             if let Some(key_id) = &row.key_id
                 && (row.cost_micro_usd > 0 || row.held_micro_usd > 0)
             {
-                keys::book_spend(&mut tx, key_id, row.held_micro_usd, row.cost_micro_usd).await?;
+                keys::book_spend(&mut tx, &row.id, key_id, row.cost_micro_usd).await?;
             }
         }
         tx.commit().await?;
@@ -256,6 +274,11 @@ impl Database {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(decode_request).transpose()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Cheap round trip for readiness checks.
@@ -325,9 +348,7 @@ impl Database {
             .bind(&document.path)
             .execute(&mut *tx)
             .await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = now_ms();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO documents (root, path, collection, title, content_sha256, bytes, ingested_at_ms) \
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -385,7 +406,7 @@ impl Database {
         rows.iter()
             .map(|r| {
                 let offset = |name: &str| -> Result<usize, StoreError> {
-                    Ok(r.try_get::<i64, _>(name)?.max(0) as usize)
+                    Ok(usize::try_from(get_u64(r, name)?).unwrap_or(usize::MAX))
                 };
                 Ok(StoredChunk {
                     id: r.try_get("id")?,
@@ -393,8 +414,7 @@ impl Database {
                     collection: r.try_get("collection")?,
                     title: r.try_get("title")?,
                     chunk: ChunkRecord {
-                        ordinal: u32::try_from(r.try_get::<i64, _>("ordinal")?)
-                            .map_err(|e| StoreError::Decode(e.to_string()))?,
+                        ordinal: get_int(r, "ordinal")?,
                         heading_path: r.try_get("heading_path")?,
                         text: r.try_get("text")?,
                         span: offset("span_start")?..offset("span_end")?,
@@ -505,9 +525,29 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A count or amount column (stored as INTEGER, never negative on purpose) as `u64`.
+fn get_u64(row: &sqlx::sqlite::SqliteRow, name: &str) -> Result<u64, StoreError> {
+    Ok(row.try_get::<i64, _>(name)?.max(0) as u64)
+}
+
+/// A nullable count or amount column as `Option<u64>`.
+fn get_opt_u64(row: &sqlx::sqlite::SqliteRow, name: &str) -> Result<Option<u64>, StoreError> {
+    Ok(row
+        .try_get::<Option<i64>, _>(name)?
+        .map(|v| v.max(0) as u64))
+}
+
+/// An INTEGER column that must fit `T` (a status code, an ordinal).
+fn get_int<T: TryFrom<i64>>(row: &sqlx::sqlite::SqliteRow, name: &str) -> Result<T, StoreError>
+where
+    T::Error: std::fmt::Display,
+{
+    T::try_from(row.try_get::<i64, _>(name)?)
+        .map_err(|e| StoreError::Decode(format!("{name}: {e}")))
+}
+
 fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreError> {
-    let count =
-        |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+    let count = |name: &str| get_u64(row, name);
     let status: String = row.try_get("status")?;
     Ok(RequestRecord {
         id: row.try_get("id")?,
@@ -527,15 +567,16 @@ fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreE
         latency_ms: row.try_get("latency_ms")?,
         provider_latency_ms: row.try_get("provider_latency_ms")?,
         status: status.parse().map_err(StoreError::Decode)?,
-        http_status: u16::try_from(row.try_get::<i64, _>("http_status")?)
-            .map_err(|e| StoreError::Decode(e.to_string()))?,
+        http_status: get_int(row, "http_status")?,
         error: row.try_get("error")?,
-        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?)
-            .map_err(|e| StoreError::Decode(e.to_string()))?,
+        attempts: get_int(row, "attempts")?,
         route: row.try_get("route")?,
         held_micro_usd: count("held_micro_usd")?,
         cache: row.try_get("cache")?,
         saved_micro_usd: count("saved_micro_usd")?,
+        session_id: row.try_get("session_id")?,
+        user: row.try_get("user")?,
+        usage_estimated: row.try_get("usage_estimated")?,
     })
 }
 

@@ -2,7 +2,7 @@
 //! processes through Redis and the database.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use askacme::gateway::access::new_key;
 use serde_json::{Value, json};
@@ -339,4 +339,129 @@ async fn a_caller_that_hangs_up_is_logged_as_cancelled_and_its_budget_hold_relea
     assert_eq!(row.status, askacme::store::RequestStatus::Cancelled);
     assert_eq!(row.http_status, 499);
     assert_eq!(row.deployment.as_deref(), Some("slow"));
+}
+
+/// A server killed mid-request never writes the row that releases its budget hold; the hold
+/// carries the request's deadline and is released once it passes, so the key can spend again.
+#[tokio::test]
+async fn a_hold_left_by_a_killed_server_expires_at_the_request_deadline() {
+    let (fake, addr) = Fake::spawn().await;
+    let dir = TempDir::new("killed");
+    let config_path = dir.0.join("askacme.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[storage]\ndata_dir = {:?}\n[server]\nwarm_up = []\n{}\
+             [deployments.slow]\nprovider = \"ai\"\nmodel = \"hang\"\nprice = {{ input = 0, output = 1 }}\n\
+             [router]\nrequest_timeout_secs = 3\n",
+            dir.0.display().to_string(),
+            config(addr)
+        ),
+    )
+    .unwrap();
+    // A request holds 300 µ$ (max_tokens 300 at 1 µ$ each): the budget fits one, not two.
+    let key = run_cli(
+        &config_path,
+        &["keys", "create", "--name", "held", "--budget-usd", "0.0005"],
+    );
+    let key = key.trim().to_owned();
+    let server = serve(&config_path).await;
+    let http = reqwest::Client::new();
+    let (base, held_key) = (server.base.clone(), key.clone());
+    let hanging = tokio::spawn(async move {
+        try_send(
+            &reqwest::Client::new(),
+            &base,
+            Some(&held_key),
+            &chat("slow"),
+        )
+        .await
+    });
+    for _ in 0..100 {
+        if fake.count("hang") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.count("hang"), 1, "the request reached the upstream");
+    let refused = send(&http, &server.base, Some(&key), &chat("paid")).await;
+    assert_eq!(
+        refused.status(),
+        429,
+        "the first request's hold is in place"
+    );
+
+    let killed = Instant::now();
+    drop(server); // SIGKILL: no row, no release
+    assert!(hanging.await.unwrap().is_err());
+    let url = format!("sqlite://{}", dir.0.join("askacme.db").display());
+    let db = askacme::store::Database::open(&url).await.unwrap();
+    let key_id = db.keys().await.unwrap()[0].id.clone();
+    assert_eq!(
+        db.open_holds(&key_id).await.unwrap(),
+        1,
+        "the hold outlived its server"
+    );
+
+    let server = serve(&config_path).await;
+    let mut status = 0;
+    while killed.elapsed() < Duration::from_secs(10) {
+        status = send(&http, &server.base, Some(&key), &chat("paid"))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        status, 200,
+        "the key can spend again once the deadline passed"
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(3 + 2),
+        "released within the request's deadline (3 s), not later: {:?}",
+        killed.elapsed()
+    );
+    // Only the request just served held anything, and its row releases it.
+    let mut open = u64::MAX;
+    for _ in 0..50 {
+        open = db.open_holds(&key_id).await.unwrap();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, 0, "no hold is left behind");
+}
+
+/// With `[auth]` on, `/metrics` needs the master key unless `server.metrics_auth = "none"`.
+#[tokio::test]
+async fn metrics_are_protected_when_auth_is_on() {
+    let (_fake, addr) = Fake::spawn().await;
+    let get = |app: &App, key: Option<&str>| {
+        let mut request = app.http.get(format!("{}/metrics", app.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let app = App::spawn(&config(addr)).await;
+    let virtual_key = create_key(&app, None, None, None).await;
+    assert_eq!(get(&app, None).await.unwrap().status(), 401);
+    assert_eq!(get(&app, Some(&virtual_key)).await.unwrap().status(), 403);
+    let scraped = get(&app, Some(MASTER)).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("askacme_breaker_state")
+    );
+
+    let open = App::spawn(&format!("server.metrics_auth = \"none\"\n{}", config(addr))).await;
+    assert_eq!(get(&open, None).await.unwrap().status(), 200);
 }

@@ -331,3 +331,46 @@ async fn the_cascade_escalates_a_failing_cheap_answer_to_the_strong_tier() {
         "{spent}"
     );
 }
+
+/// An answer cited as `[Source 1]` is read as cited and grounded (the marker is neither a
+/// figure nor a name), so the cascade keeps the cheap tier's correct answer; and every row of
+/// the question records the conversation and the user it came with.
+#[tokio::test]
+async fn a_source_cited_answer_is_grounded_and_rows_carry_session_and_user() {
+    let (fake, addr) = Fake::spawn().await;
+    let routes: String = askacme::config::Category::ALL
+        .iter()
+        .map(|c| format!("{} = \"cheap\"\n", c.as_str()))
+        .collect();
+    let app = handbook_app(&format!(
+        "[providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
+         [deployments.cheap-fake]\nprovider = \"ai\"\nmodel = \"source-cited\"\n\
+         [deployments.strong-fake]\nprovider = \"ai\"\nmodel = \"cited\"\n\
+         [aliases]\ncheap = [\"cheap-fake\"]\nbetter = [\"strong-fake\"]\n\
+         [assistant.routes]\n{routes}\
+         [assistant.cascade]\nfrom = \"cheap\"\nto = \"better\"\ndecline_confidence = 0.5\n"
+    ))
+    .await;
+    let (status, id, answer) = ask(
+        &app,
+        json!({"question": "How long is parental leave?", "session_id": "conv-7", "user": "ana@acme.example"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "success", "{answer:#}");
+    assert_eq!(answer["ungrounded"], json!([]), "{answer:#}");
+    assert!(
+        answer["escalation"].is_null(),
+        "no needless escalation: {answer:#}"
+    );
+    assert_eq!(
+        answer["answer"], "Employees get 20 weeks of parental leave at full pay [1].",
+        "{answer:#}"
+    );
+    assert_eq!(fake.count("cited"), 0, "the strong tier was not asked");
+    for row_id in [id.clone(), format!("{id}.embed")] {
+        let row = app.log_row(&row_id).await;
+        assert_eq!(row.session_id.as_deref(), Some("conv-7"), "{row_id}");
+        assert_eq!(row.user.as_deref(), Some("ana@acme.example"), "{row_id}");
+    }
+}

@@ -412,4 +412,51 @@ async fn two_instances_on_one_redis_share_the_cache() {
     );
     assert_eq!(fake.count("ok"), 1);
     assert_eq!(second.log_row(&id).await.saved_micro_usd, 2600);
+
+    // A purge walks the keys with SCAN and frees them with UNLINK: KEYS would block the Redis
+    // that also serves limits and breakers. Redis's MONITOR shows the commands it ran.
+    let mut monitor = redis_monitor(&redis_url).await;
+    let purged = second
+        .state
+        .gateway
+        .cache()
+        .purge(askacme::store::now_ms(), i64::MAX)
+        .await
+        .unwrap();
+    assert!(purged >= 1, "{purged}");
+    let commands = read_for(&mut monitor, Duration::from_millis(300)).await;
+    assert!(commands.contains("\"SCAN\""), "{commands}");
+    assert!(commands.contains("\"UNLINK\""), "{commands}");
+    assert!(!commands.contains("\"KEYS\""), "{commands}");
+    assert!(!commands.contains("\"DEL\""), "{commands}");
+}
+
+/// A raw connection in MONITOR mode: Redis streams every command it runs to it.
+async fn redis_monitor(url: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"*1\r\n$7\r\nMONITOR\r\n").await.unwrap();
+    let ok = read_for(&mut stream, Duration::from_millis(200)).await;
+    assert!(ok.starts_with("+OK"), "{ok}");
+    stream
+}
+
+/// What arrives on `stream` within `window`.
+async fn read_for(stream: &mut tokio::net::TcpStream, window: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// Directory for one test's data; removed when dropped.
@@ -79,19 +80,25 @@ pub struct App {
 
 impl App {
     /// Serves the app with `extra` TOML laid over the defaults, a fresh database, and the shared
-    /// models. Lines of `extra` starting `storage.` go into the `[storage]` table written here.
+    /// models. Lines of `extra` starting `storage.` or `server.` go into the `[storage]` and
+    /// `[server]` tables written here.
     pub async fn spawn(extra: &str) -> App {
         let dir = TempDir::new("app");
-        let (storage, rest): (Vec<&str>, Vec<&str>) =
-            extra.lines().partition(|l| l.starts_with("storage."));
-        let storage: String = storage
-            .iter()
-            .map(|l| format!("{}\n", &l["storage.".len()..]))
-            .collect();
+        let (ours, rest): (Vec<&str>, Vec<&str>) = extra
+            .lines()
+            .partition(|l| l.starts_with("storage.") || l.starts_with("server."));
+        let keys_of = |table: &str| -> String {
+            ours.iter()
+                .filter_map(|l| l.strip_prefix(table))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
         let text = format!(
-            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n{storage}[server]\nwarm_up = []\nmax_body_bytes = 1048576\n{}\n",
+            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n{}[server]\nwarm_up = []\nmax_body_bytes = 1048576\n{}{}\n",
             dir.0.display().to_string(),
             models_dir().display().to_string(),
+            keys_of("storage."),
+            keys_of("server."),
             rest.join("\n")
         );
         let config = Config::from_toml_str(&text).unwrap();
@@ -344,6 +351,30 @@ async fn openai_chat(
         r["usage"] = usage;
         return axum::Json(r).into_response();
     }
+    // `slow-after-1`: the first request fails (503); later streams send a chunk every 100 ms
+    // for 10 s without finishing, for callers that hang up mid-stream.
+    if model == "slow-after-1" {
+        if nth == 1 {
+            return error_response(503, "warming up", None);
+        }
+        if stream {
+            let chunks = futures::stream::iter(0..100).then(move |i| {
+                let model = model.clone();
+                async move {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+                                   "choices": [{"index": 0, "delta": {"content": "word "}, "finish_reason": null}]});
+                    Ok::<_, std::convert::Infallible>(format!("data: {c}\n\n"))
+                }
+            });
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(chunks))
+                .unwrap();
+        }
+    }
     let words = ["Parental ", "leave ", "is ", "16 ", "weeks."];
     if stream {
         let mut events: Vec<String> = words
@@ -364,11 +395,14 @@ async fn openai_chat(
         events.push("data: [DONE]\n\n".into());
         return sse_body(events);
     }
-    // `cited` answers like a good assistant: the handbook's figure, with a citation.
-    let content = if model == "cited" {
-        "Employees get 20 weeks of parental leave at full pay [1].".to_owned()
-    } else {
-        words.concat()
+    // `cited` answers like a good assistant: the handbook's figure, with a citation;
+    // `source-cited` the same, citing in the `[Source 1]` form.
+    let content = match model.as_str() {
+        "cited" => "Employees get 20 weeks of parental leave at full pay [1].".to_owned(),
+        "source-cited" => {
+            "Employees get 20 weeks of parental leave at full pay [Source 1].".to_owned()
+        }
+        _ => words.concat(),
     };
     let mut r = base;
     r["object"] = json!("chat.completion");

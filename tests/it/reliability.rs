@@ -203,6 +203,54 @@ async fn the_breaker_opens_then_a_good_probe_closes_it() {
     );
 }
 
+/// A caller that hangs up says nothing about the upstream: a half-open breaker whose probe is
+/// abandoned mid-stream must not close (before, the cancellation counted as a success).
+#[tokio::test]
+async fn a_probe_whose_caller_hangs_up_does_not_close_the_breaker() {
+    let extra = "[router]\nmax_attempts = 1\n\
+                 [breaker]\nmin_requests = 1\nfailure_rate = 0.5\ncooldown_secs = 1\n";
+    let (app, _fake) = app(&["slow-after-1"], extra).await;
+    let failed = app
+        .post("/v1/chat/completions", streamed("slow-after-1"))
+        .await;
+    assert_eq!(failed.status(), 502);
+    assert_eq!(
+        breaker_state(&providers(&app).await, "slow-after-1"),
+        "open"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut probe = app
+        .post("/v1/chat/completions", streamed("slow-after-1"))
+        .await;
+    assert_eq!(probe.status(), 200, "the probe was let through");
+    let id = request_id(&probe);
+    assert!(probe.chunk().await.unwrap().is_some(), "the stream started");
+    assert_eq!(
+        breaker_state(&providers(&app).await, "slow-after-1"),
+        "half_open"
+    );
+    drop(probe);
+
+    let db = app.state.gateway.request_log().database().clone();
+    let mut row = None;
+    for _ in 0..100 {
+        app.state.gateway.request_log().flush().await;
+        row = db.request(&id).await.unwrap();
+        if row.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let row = row.expect("the abandoned probe's row is written");
+    assert_eq!(row.status, askacme::store::RequestStatus::Cancelled);
+    assert_ne!(
+        breaker_state(&providers(&app).await, "slow-after-1"),
+        "closed",
+        "an abandoned probe proves nothing"
+    );
+}
+
 #[tokio::test]
 async fn no_request_outlives_its_deadline() {
     let extra = "[router]\nrequest_timeout_secs = 1\nmax_attempts = 3\nmax_retry_after_secs = 30\n";

@@ -330,6 +330,20 @@ async fn a_cut_stream_ends_with_an_error_event_and_no_done() {
             "{model}: partial usage is logged"
         );
         assert!(row.cost_micro_usd > 0, "{model}: and priced");
+        // The upstream read the prompt and bills it, usage chunk or not.
+        assert!(row.prompt_tokens > 0, "{model}: the prompt is never free");
+        if model == "openai-stream-cut" {
+            assert!(
+                row.usage_estimated,
+                "{model}: no usage arrived, so it is estimated"
+            );
+            // "Be brief." and the question: 9 + 27 characters / 3 + 4 per message.
+            assert_eq!(
+                row.prompt_tokens,
+                3 + 4 + 9 + 4,
+                "{model}: the limiter's estimate"
+            );
+        }
     }
 }
 
