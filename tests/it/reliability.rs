@@ -278,9 +278,29 @@ async fn retries_stay_within_the_budget_when_every_upstream_fails() {
                  [breaker]\nmin_requests = 100000\n";
     let (app, fake) = app(&["err-503", "err-500"], extra).await;
     let requests = 40;
-    for _ in 0..requests {
+    for i in 0..requests {
         let response = app.post("/v1/chat/completions", chat("chat")).await;
         assert_eq!(response.status(), 502);
+        if i == 0 {
+            // Each deployment's failure is reported, in the body and on the row, not only the
+            // last one.
+            let id = request_id(&response);
+            let body: Value = response.json().await.unwrap();
+            let attempts = body["error"]["attempts"].as_array().unwrap();
+            let failed: Vec<&str> = attempts
+                .iter()
+                .map(|a| a["deployment"].as_str().unwrap())
+                .collect();
+            assert!(
+                failed.contains(&"err-503") && failed.contains(&"err-500"),
+                "{body}"
+            );
+            let error = app.log_row(&id).await.error.unwrap();
+            assert!(
+                error.contains("HTTP 503") && error.contains("HTTP 500"),
+                "{error}"
+            );
+        }
     }
     let calls = fake.count("err-503") + fake.count("err-500");
     // Each request tries both deployments once: 80 first attempts. Retries are capped at
