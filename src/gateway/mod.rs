@@ -346,9 +346,9 @@ impl Gateway {
         match &result {
             Ok(completion) => {
                 let usage = completion.response.usage.unwrap_or_default();
-                fill_usage(pending.row(), &usage, completion.cost_micro_usd);
+                fill_usage(&mut pending.row, &usage, completion.cost_micro_usd);
             }
-            Err(e) => fail_row(pending.row(), e),
+            Err(e) => fail_row(&mut pending.row, e),
         }
         pending.write();
         result
@@ -360,14 +360,13 @@ impl Gateway {
         ctx: &RequestContext,
         pending: &mut PendingRow<'_>,
     ) -> Result<Completion, GatewayError> {
-        let row = &mut pending.row;
         validate::chat_request(&request)?;
         self.check_allowed(&request.model, ctx)?;
         let cache_key = self.cache_key(&request, ctx);
         if let Some(key) = &cache_key
             && let Some((response, saved)) = self.cached_response(key).await
         {
-            mark_hit(row, saved);
+            mark_hit(&mut pending.row, saved);
             return Ok(Completion {
                 response,
                 deployment: "cache".into(),
@@ -377,9 +376,9 @@ impl Gateway {
             });
         }
         let admitted = self.admit(&mut request, ctx).await?;
-        row.held_micro_usd = admitted.hold.reserved_micro_usd;
         pending.prompt_estimate = admitted.prompt_estimate;
         let row = &mut pending.row;
+        row.held_micro_usd = admitted.hold.reserved_micro_usd;
         let started = Instant::now();
         let result = self
             .with_failover(
@@ -553,7 +552,6 @@ impl Gateway {
     ) -> Result<EmbeddingResult, GatewayError> {
         let row = new_row(ctx, &request.model, request.user.as_deref(), false);
         let mut pending = PendingRow::new(self, row, ctx);
-        let row = &mut pending.row;
         let started = Instant::now();
         let result = async {
             let inputs = request.input.into_vec();
@@ -573,14 +571,15 @@ impl Gateway {
             let estimated = estimate_tokens(inputs.iter());
             let worst = self.worst_cost(&request.model, estimated, 0);
             let hold = self.hold(ctx, estimated, worst).await?;
-            row.held_micro_usd = hold.reserved_micro_usd;
+            pending.row.held_micro_usd = hold.reserved_micro_usd;
+            pending.prompt_estimate = estimated;
             let inputs = Arc::new(inputs);
             let result = self
                 .with_failover(
                     &request.model,
                     self.deadline(ctx),
                     Settle::OnSuccess,
-                    row,
+                    &mut pending.row,
                     |deployment| {
                         let inputs = inputs.clone();
                         async move {
@@ -866,10 +865,6 @@ impl<'a> PendingRow<'a> {
             prompt_estimate: 0,
             written: false,
         }
-    }
-
-    fn row(&mut self) -> &mut RequestRecord {
-        &mut self.row
     }
 
     fn write(mut self) {

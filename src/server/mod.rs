@@ -28,7 +28,7 @@ use crate::gateway::{Access, Gateway};
 use crate::pipeline::{AskError, Assistant};
 use crate::prompts::{PromptError, Registry};
 use crate::tasks::supervise;
-pub use error::ApiError;
+use error::ApiError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const OVERHEAD_MS: HeaderName = HeaderName::from_static("x-askacme-overhead-ms");
