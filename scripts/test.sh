@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo build
+# One build for the binary and the tests: `cargo build` would resolve features without the
+# dev-dependencies and compile most dependencies a second time for `cargo test`.
+cargo test --tests --no-run
 target/debug/askacme models fetch smollm2-135m-instruct all-minilm-l6-v2 qwen2.5-coder-1.5b-instruct
 scripts/openai_compat.sh target/debug/askacme
 cargo test --tests

@@ -182,12 +182,13 @@ pub(super) fn validate_router(router: &RouterConfig) -> Result<(), ConfigError> 
 }
 
 pub(super) fn validate_breaker(breaker: &BreakerConfig) -> Result<(), ConfigError> {
-    // (0, 1]: a rate of 0 would open on the first outcome.
-    check_range(
-        "breaker.failure_rate",
-        breaker.failure_rate,
-        f64::MIN_POSITIVE..=1.0,
-    )?;
+    // (0, 1]: a rate of 0 would open on the first outcome. Written so that NaN fails too.
+    if !(breaker.failure_rate > 0.0 && breaker.failure_rate <= 1.0) {
+        return Err(ConfigError::invalid(
+            "breaker.failure_rate",
+            format!("must be in (0, 1] (is {})", breaker.failure_rate),
+        ));
+    }
     check_range("breaker.min_requests", breaker.min_requests, 1..=1_000_000)?;
     check_range("breaker.window_secs", breaker.window_secs, 1..=3600)?;
     check_range("breaker.cooldown_secs", breaker.cooldown_secs, 1..=86_400)

@@ -506,7 +506,11 @@ impl Config {
                     reqwest::Url::parse(&remote.base_url).map_err(|e| {
                         ConfigError::invalid(format!("{key}.base_url"), format!("not a URL: {e}"))
                     })?;
-                    check_base_url_suffix(&format!("{key}.base_url"), &remote.base_url)?;
+                    let appended: &[&str] = match provider {
+                        ProviderConfig::Anthropic(_) => &["/v1/messages", "/messages", "/v1"],
+                        _ => &["/chat/completions", "/completions", "/embeddings"],
+                    };
+                    check_base_url_suffix(&format!("{key}.base_url"), &remote.base_url, appended)?;
                     if let Some(secret) = &remote.api_key {
                         secret
                             .resolve()
@@ -623,6 +627,12 @@ impl Config {
                 ));
             }
         }
+        if self.server.metrics_auth == Some(MetricsAuth::Master) && !self.auth.enabled {
+            return Err(ConfigError::invalid(
+                "server.metrics_auth",
+                "\"master\" needs [auth] enabled = true and a master_key",
+            ));
+        }
         if self.auth.enabled && self.auth.master_key.is_none() {
             return Err(ConfigError::invalid(
                 "auth.master_key",
@@ -671,16 +681,12 @@ where
     }
 }
 
-/// The gateway appends the endpoint path itself (`/chat/completions`, `/v1/messages`,
-/// `/embeddings`); a base URL that already ends in one would call `…/chat/completions/chat/completions`.
-fn check_base_url_suffix(key: &str, base_url: &str) -> Result<(), ConfigError> {
+/// The gateway appends the endpoint path itself (OpenAI-compatible: `/chat/completions`,
+/// `/embeddings` after the `/v1` base; Anthropic: `/v1/messages` after the host); a base URL
+/// that already ends in it would call `…/chat/completions/chat/completions`.
+fn check_base_url_suffix(key: &str, base_url: &str, appended: &[&str]) -> Result<(), ConfigError> {
     let trimmed = base_url.trim_end_matches('/');
-    for suffix in [
-        "/chat/completions",
-        "/completions",
-        "/embeddings",
-        "/v1/messages",
-    ] {
+    for suffix in appended {
         if let Some(base) = trimmed.strip_suffix(suffix) {
             return Err(ConfigError::invalid(
                 key,
@@ -857,6 +863,10 @@ mod tests {
                 "[providers.a]\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1/messages/\"",
                 "providers.a.base_url",
             ),
+            (
+                "[providers.a]\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1\"",
+                "providers.a.base_url",
+            ),
             ("[cache]\nttl_secs = 0", "cache.ttl_secs"),
             ("[auto]\nhard = \"nope\"", "auto.hard"),
             (
@@ -865,6 +875,7 @@ mod tests {
             ),
             ("[breaker]\nfailure_rate = 0.0", "breaker.failure_rate"),
             ("[auth]\nenabled = true", "auth.master_key"),
+            ("[server]\nmetrics_auth = \"master\"", "server.metrics_auth"),
             ("[auth]\nmaster_key = \"short\"", "auth.master_key"),
             ("[storage]\nredis_url = \"http://x\"", "storage.redis_url"),
             (

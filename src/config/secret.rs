@@ -34,8 +34,8 @@ impl Secret {
         }
     }
 
-    /// The secret read as a URL with its password (and user name, when there is a password)
-    /// masked, for messages about it: `redis://:***@host:6379/0`.
+    /// The secret read as a URL with its password masked, for messages about it:
+    /// `redis://:***@host:6379/0` (anything that is not a URL prints as `***`).
     pub fn redacted_url(&self) -> String {
         match reqwest::Url::parse(&self.0) {
             Ok(mut url) if url.password().is_some() => {

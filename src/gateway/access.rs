@@ -298,7 +298,9 @@ impl Access {
                 });
             }
         }
-        if key.budget_micro_usd.is_some() {
+        // A call that cannot cost anything holds nothing (and leaves no hold row behind).
+        let holds = key.budget_micro_usd.is_some() && worst_cost_micro_usd > 0;
+        if holds {
             let held = {
                 let _one_at_a_time = self.spend_writes.lock().await;
                 let hold = crate::store::BudgetHold {
@@ -325,11 +327,7 @@ impl Access {
             }
         }
         Ok(Hold {
-            reserved_micro_usd: if key.budget_micro_usd.is_some() {
-                worst_cost_micro_usd
-            } else {
-                0
-            },
+            reserved_micro_usd: if holds { worst_cost_micro_usd } else { 0 },
             tokens: key.tpm.map(|tpm| TokenBooking {
                 access: self.clone(),
                 key_id: key.id.clone(),

@@ -26,7 +26,7 @@ pub enum GatewayError {
     },
     /// Every deployment the plan allowed failed. Each failure is kept, in the order they
     /// happened; the last one decides the status.
-    #[error("every deployment of `{model}` failed: {}", describe(failures))]
+    #[error("the calls for `{model}` failed: {}", describe(failures))]
     AllDeploymentsFailed {
         model: String,
         failures: Vec<DeploymentFailure>,

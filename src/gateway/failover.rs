@@ -145,17 +145,19 @@ impl Gateway {
     }
 }
 
-/// The error of a request whose calls all failed: a single failure as itself, several with
-/// every deployment's error kept.
+/// The error of a request whose calls all failed: with one deployment tried, its last error
+/// (its earlier attempts are in the route note); with several, every failed call kept.
 fn all_failed(model: &str, mut failures: Vec<DeploymentFailure>) -> GatewayError {
-    match failures.len() {
-        1 => {
-            let DeploymentFailure { deployment, error } = failures.remove(0);
+    let one_deployment = failures
+        .windows(2)
+        .all(|pair| pair[0].deployment == pair[1].deployment);
+    match failures.pop() {
+        Some(DeploymentFailure { deployment, error }) if one_deployment => {
             GatewayError::Provider { deployment, error }
         }
-        _ => GatewayError::AllDeploymentsFailed {
+        last => GatewayError::AllDeploymentsFailed {
             model: model.to_owned(),
-            failures,
+            failures: failures.into_iter().chain(last).collect(),
         },
     }
 }

@@ -8,11 +8,13 @@
 //! (`<data dir>/request-log.spill.jsonl`, one JSON row per line), which is written back to the
 //! database when the writer starts and after every batch that succeeds while it is not empty.
 //! A spill file rather than back-pressure, because rows are recorded from `Drop` (a caller that
-//! hung up), where waiting for room is not possible.
+//! hung up), where waiting for room is not possible. Every process on the data directory may
+//! spill: appends and claims take an OS lock on `request-log.spill.lock`, and a writer claims
+//! the file by renaming it before writing it back, deleting it only once the rows are in.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -47,10 +49,7 @@ impl RequestLog {
     pub fn start(db: Database, spill: Option<PathBuf>) -> Self {
         let (commands, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-        let spill = Arc::new(Spill {
-            path: spill,
-            lock: Mutex::new(()),
-        });
+        let spill = Arc::new(Spill { path: spill });
         let writer_db = db.clone();
         let writer_spill = spill.clone();
         crate::tasks::supervise("request-log writer", move || {
@@ -68,7 +67,8 @@ impl RequestLog {
             let (mpsc::error::TrySendError::Full(command)
             | mpsc::error::TrySendError::Closed(command)) = e;
             if let Command::Record(row) = command {
-                self.spill.append(&[*row], "the request log queue is full");
+                self.spill
+                    .append_soon(vec![*row], "the request log queue is full");
             }
         }
     }
@@ -89,11 +89,20 @@ impl RequestLog {
 /// The file rows go to when the database cannot take them.
 struct Spill {
     path: Option<PathBuf>,
-    /// One writer of the file at a time (appends from request threads, rewrites by the writer).
-    lock: Mutex<()>,
 }
 
 impl Spill {
+    /// Appends from a request thread without blocking it: file I/O goes to the blocking pool.
+    fn append_soon(self: &Arc<Self>, rows: Vec<RequestRecord>, why: &'static str) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let spill = self.clone();
+                runtime.spawn_blocking(move || spill.append(&rows, why));
+            }
+            Err(_) => self.append(&rows, why),
+        }
+    }
+
     fn append(&self, rows: &[RequestRecord], why: &str) {
         let Some(path) = &self.path else {
             for row in rows {
@@ -101,23 +110,19 @@ impl Spill {
             }
             return;
         };
-        let _one = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut file| {
-                let mut lines = Vec::new();
-                for row in rows {
-                    serde_json::to_writer(&mut lines, row)?;
-                    lines.push(b'\n');
-                }
-                file.write_all(&lines)?;
-                file.sync_data()
-            });
+        let written = Self::locked(path).and_then(|_lock| {
+            let mut lines = Vec::new();
+            for row in rows {
+                serde_json::to_writer(&mut lines, row)?;
+                lines.push(b'\n');
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            file.write_all(&lines)?;
+            file.sync_data()
+        });
         match written {
             Ok(()) => {
                 tracing::warn!(rows = rows.len(), path = %path.display(), why, "request log rows spilled to file")
@@ -130,32 +135,48 @@ impl Spill {
         }
     }
 
-    /// Takes every spilled row out of the file (the caller writes them back or re-spills them).
-    fn take(&self) -> Vec<RequestRecord> {
+    /// The exclusive lock every process takes to append to or claim the spill file.
+    fn locked(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.with_extension("lock"))?;
+        lock.lock()?;
+        Ok(lock)
+    }
+
+    /// Claims the spilled rows: the file is renamed (so appends start a new one) and read. The
+    /// claimed file is removed by `release` once its rows are back in the database; if this
+    /// process dies first, the next writer to start picks the claimed file up.
+    fn claim(&self, include_orphans: bool) -> Vec<(PathBuf, Vec<RequestRecord>)> {
         let Some(path) = &self.path else {
             return Vec::new();
         };
-        let _one = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Ok(file) = std::fs::File::open(path) else {
-            return Vec::new();
-        };
-        let mut rows = Vec::new();
-        for line in std::io::BufReader::new(file).lines() {
-            match line.map(|l| serde_json::from_str::<RequestRecord>(&l)) {
-                Ok(Ok(row)) => rows.push(row),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "unreadable line in the request log spill file; skipped")
-                }
-                Err(e) => tracing::error!(error = %e, "cannot read the request log spill file"),
+        let mut claimed = Vec::new();
+        if include_orphans {
+            claimed.extend(orphaned_claims(path));
+        }
+        let renamed = Self::locked(path).and_then(|_lock| {
+            if !path.exists() {
+                return Ok(None);
             }
+            let claim = path.with_extension(format!("{}.replaying", uuid::Uuid::now_v7().simple()));
+            std::fs::rename(path, &claim)?;
+            Ok(Some(claim))
+        });
+        match renamed {
+            Ok(Some(claim)) => claimed.push(claim),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot claim the request log spill file"),
         }
-        if let Err(e) = std::fs::remove_file(path) {
-            tracing::error!(error = %e, "cannot remove the request log spill file");
-        }
-        rows
+        claimed
+            .into_iter()
+            .map(|claim| {
+                let rows = read_rows(&claim);
+                (claim, rows)
+            })
+            .collect()
     }
 
     fn has_rows(&self) -> bool {
@@ -165,13 +186,51 @@ impl Spill {
     }
 }
 
+/// Claimed files left by a writer that died while writing them back.
+fn orphaned_claims(path: &std::path::Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{stem}.")) && n.ends_with(".replaying"))
+        })
+        .collect()
+}
+
+fn read_rows(path: &std::path::Path) -> Vec<RequestRecord> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        match line.map(|l| serde_json::from_str::<RequestRecord>(&l)) {
+            Ok(Ok(row)) => rows.push(row),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, path = %path.display(), "unreadable line in a request log spill file; skipped")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "cannot read a request log spill file")
+            }
+        }
+    }
+    rows
+}
+
 async fn writer(
     db: Database,
     receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Command>>>,
     spill: Arc<Spill>,
 ) {
     let mut receiver = receiver.lock().await;
-    write_back_spilled(&db, &spill).await;
+    write_back_spilled(&db, &spill, true).await;
     let mut rows = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = receiver.recv().await {
@@ -192,7 +251,7 @@ async fn writer(
         }
         if !rows.is_empty() {
             if write(&db, &rows, &spill).await && spill.has_rows() {
-                write_back_spilled(&db, &spill).await;
+                write_back_spilled(&db, &spill, false).await;
             }
             rows.clear();
         }
@@ -203,33 +262,46 @@ async fn writer(
 }
 
 /// Writes the spilled rows back; those that still fail are spilled again. A row whose id is
-/// already in the database was written after all (its commit was reported failed) and is
-/// dropped as a duplicate.
-async fn write_back_spilled(db: &Database, spill: &Spill) {
-    let rows = spill.take();
-    if rows.is_empty() {
-        return;
-    }
-    tracing::info!(rows = rows.len(), "writing spilled request log rows back");
-    let mut failed = Vec::new();
-    for row in rows {
-        if matches!(db.request(&row.id).await, Ok(Some(_))) {
-            continue;
+/// already in the database was written after all (its commit was reported failed, or another
+/// writer got there first) and is dropped as a duplicate.
+async fn write_back_spilled(db: &Database, spill: &Arc<Spill>, include_orphans: bool) {
+    let claiming = spill.clone();
+    let claims = tokio::task::spawn_blocking(move || claiming.claim(include_orphans))
+        .await
+        .unwrap_or_default();
+    for (claim, rows) in claims {
+        tracing::info!(rows = rows.len(), "writing spilled request log rows back");
+        let mut failed = Vec::new();
+        for row in rows {
+            if written(db, &row.id).await {
+                continue;
+            }
+            if let Err(e) = db.insert_requests(std::slice::from_ref(&row)).await
+                && !written(db, &row.id).await
+            {
+                tracing::warn!(id = %row.id, error = %e, "spilled request log row still cannot be written");
+                failed.push(row);
+            }
         }
-        if let Err(e) = db.insert_requests(std::slice::from_ref(&row)).await {
-            tracing::warn!(id = %row.id, error = %e, "spilled request log row still cannot be written");
-            failed.push(row);
+        if !failed.is_empty() {
+            let spill = spill.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || spill.append(&failed, "still failing")).await;
+        }
+        if let Err(e) = std::fs::remove_file(&claim) {
+            tracing::error!(error = %e, path = %claim.display(), "cannot remove a written-back spill file");
         }
     }
-    if !failed.is_empty() {
-        spill.append(&failed, "still failing");
-    }
+}
+
+async fn written(db: &Database, id: &str) -> bool {
+    matches!(db.request(id).await, Ok(Some(_)))
 }
 
 /// One transaction for the batch, tried `WRITE_ATTEMPTS` times; if it keeps failing, row by
 /// row, so a bad row costs only itself, and what still fails is spilled. True when everything
 /// reached the database.
-async fn write(db: &Database, rows: &[RequestRecord], spill: &Spill) -> bool {
+async fn write(db: &Database, rows: &[RequestRecord], spill: &Arc<Spill>) -> bool {
     let mut error = None;
     for attempt in 0..WRITE_ATTEMPTS {
         match db.insert_requests(rows).await {
@@ -253,7 +325,10 @@ async fn write(db: &Database, rows: &[RequestRecord], spill: &Spill) -> bool {
     if failed.is_empty() {
         return true;
     }
-    spill.append(&failed, "the database refused the row");
+    let spill = spill.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || spill.append(&failed, "the database refused the row"))
+            .await;
     false
 }
 
@@ -311,8 +386,10 @@ mod tests {
     /// writer once the database takes it.
     #[tokio::test]
     async fn a_refused_row_is_spilled_and_written_back_later() {
-        let path = temp_path("spill.db");
-        let spill = temp_path("spill.jsonl");
+        let dir = temp_path("spill");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("askacme.db");
+        let spill = dir.join("request-log.spill.jsonl");
         let db = Database::open(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
@@ -345,6 +422,10 @@ mod tests {
             !spill.exists(),
             "the spill file is emptied once its rows are written"
         );
-        let _ = std::fs::remove_file(path);
+        assert!(
+            orphaned_claims(&spill).is_empty(),
+            "no claimed file is left behind"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -55,7 +55,15 @@ pub struct Deployment {
     pub pricing: Pricing,
     provider: Arc<dyn Provider>,
     health: Arc<DeploymentHealth>,
+    /// The longest a stream from this deployment can run once it started: a remote provider's
+    /// whole-request timeout, or `LOCAL_STREAM_LIMIT`. A stream's budget hold lasts this long
+    /// past the request's deadline, which only covers opening the stream.
+    stream_limit: Duration,
 }
+
+/// Local generations end at their token limit; this bounds how long a streamed one is assumed
+/// to run when its budget hold is taken.
+const LOCAL_STREAM_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 impl Deployment {
     fn error(&self, source: ProviderError) -> GatewayError {
@@ -240,6 +248,12 @@ impl Gateway {
                 let provider = providers.get(&d.provider).cloned().ok_or_else(|| {
                     GatewayError::Internal(format!("deployments.{name}.provider: unknown"))
                 })?;
+                let stream_limit = match config.providers.get(&d.provider) {
+                    Some(ProviderConfig::Openai(remote) | ProviderConfig::Anthropic(remote)) => {
+                        Duration::from_secs(remote.timeout_secs)
+                    }
+                    Some(ProviderConfig::Local(_)) | None => LOCAL_STREAM_LIMIT,
+                };
                 Ok((
                     name.clone(),
                     Arc::new(Deployment {
@@ -249,6 +263,7 @@ impl Gateway {
                         pricing: Pricing::from(&d.price),
                         provider,
                         health: Arc::new(DeploymentHealth::new(&config.breaker, &config.router)),
+                        stream_limit,
                     }),
                 ))
             })
@@ -375,7 +390,7 @@ impl Gateway {
                 cache: CacheStatus::Exact,
             });
         }
-        let admitted = self.admit(&mut request, ctx).await?;
+        let admitted = self.admit(&mut request, ctx, false).await?;
         pending.prompt_estimate = admitted.prompt_estimate;
         let row = &mut pending.row;
         row.held_micro_usd = admitted.hold.reserved_micro_usd;
@@ -449,7 +464,7 @@ impl Gateway {
                 hold,
                 decision,
                 prompt_estimate,
-            } = self.admit(&mut request, ctx).await?;
+            } = self.admit(&mut request, ctx, true).await?;
             row.held_micro_usd = hold.reserved_micro_usd;
             let result = self
                 .with_failover(
@@ -570,7 +585,7 @@ impl Gateway {
             self.check_allowed(&request.model, ctx)?;
             let estimated = estimate_tokens(inputs.iter());
             let worst = self.worst_cost(&request.model, estimated, 0);
-            let hold = self.hold(ctx, estimated, worst).await?;
+            let hold = self.hold(ctx, Duration::ZERO, estimated, worst).await?;
             pending.row.held_micro_usd = hold.reserved_micro_usd;
             pending.prompt_estimate = estimated;
             let inputs = Arc::new(inputs);
@@ -628,14 +643,19 @@ impl Gateway {
     }
 
     /// The caller's token-limit check and budget hold for one call; the hold expires at the
-    /// request's deadline, so a request that never writes its log row (a crash) cannot keep it.
+    /// request's deadline (plus `beyond`, for a stream that may run past it), so a request that
+    /// never writes its log row (a crash) cannot keep it.
     async fn hold(
         &self,
         ctx: &RequestContext,
+        beyond: Duration,
         estimated_tokens: u64,
         worst_cost_micro_usd: u64,
     ) -> Result<access::Hold, GatewayError> {
-        let remaining = self.deadline(ctx).saturating_duration_since(Instant::now());
+        let remaining = self
+            .deadline(ctx)
+            .saturating_duration_since(Instant::now())
+            .saturating_add(beyond);
         let expires_at_ms = crate::store::now_ms()
             .saturating_add(i64::try_from(remaining.as_millis()).unwrap_or(i64::MAX));
         self.access
@@ -673,11 +693,7 @@ impl Gateway {
             return None;
         }
         let mut route: Vec<String> = self
-            .router
-            .plan(&request.model, &mut fastrand::Rng::with_seed(0))
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| self.deployments.get(&c.deployment))
+            .planned(&request.model)
             .map(|d| format!("{}={}/{}", d.name, d.provider_name, d.upstream_model))
             .collect();
         route.sort();
@@ -698,6 +714,7 @@ impl Gateway {
         &self,
         request: &mut ChatRequest,
         ctx: &RequestContext,
+        stream: bool,
     ) -> Result<Admitted, GatewayError> {
         let decision = match (&self.auto, request.model == auto::AUTO) {
             (Some(auto), true) => {
@@ -716,7 +733,15 @@ impl Gateway {
             .max_output_tokens()
             .unwrap_or(DEFAULT_WORST_CASE_COMPLETION);
         let worst = self.worst_cost(model, prompt, u64::from(completion));
-        let hold = self.hold(ctx, prompt, worst).await?;
+        let beyond = if stream {
+            self.planned(model)
+                .map(|d| d.stream_limit)
+                .max()
+                .unwrap_or_default()
+        } else {
+            Duration::ZERO
+        };
+        let hold = self.hold(ctx, beyond, prompt, worst).await?;
         Ok(Admitted {
             hold,
             decision,
@@ -727,14 +752,19 @@ impl Gateway {
     /// The most a call could cost on any deployment it might be sent to.
     fn worst_cost(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) -> u64 {
         let usage = Usage::new(prompt_tokens, completion_tokens, 0, 0);
-        self.router
-            .plan(model, &mut fastrand::Rng::with_seed(0))
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| self.deployments.get(&c.deployment))
+        self.planned(model)
             .map(|d| d.pricing.cost_micro_usd(&usage))
             .max()
             .unwrap_or(0)
+    }
+
+    /// Every deployment a request for `model` might reach (its whole plan, fallbacks included).
+    fn planned(&self, model: &str) -> impl Iterator<Item = &Deployment> {
+        self.router
+            .plan(model, &mut fastrand::Rng::with_seed(0))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| self.deployments.get(&c.deployment).map(|d| &**d))
     }
 
     fn pricing(&self, deployment: &str) -> Option<Pricing> {

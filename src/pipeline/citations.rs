@@ -10,6 +10,9 @@ use std::ops::Range;
 const MAX_INNER: usize = 40;
 /// A range `[a-b]` wider than this is not a citation (and would expand to too many numbers).
 const MAX_RANGE: usize = 20;
+/// Sources are numbered from 1 up to `kb.top_k` (at most 50); a bigger number is a year or an
+/// amount in brackets (`[2020-2023]`), not a citation.
+const MAX_SOURCE: usize = 99;
 
 /// A citation marker in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +35,13 @@ pub fn markers(text: &str) -> Vec<Marker> {
             (')', true)
         };
         let inner_start = open + 1;
+        // Only the next `MAX_INNER` bytes are searched, so a long text with many brackets
+        // stays linear.
         let marker = text[inner_start..]
-            .find(closing)
-            .filter(|&len| len <= MAX_INNER)
+            .char_indices()
+            .take_while(|&(i, _)| i <= MAX_INNER)
+            .find(|&(_, c)| c == closing)
+            .map(|(len, _)| len)
             .and_then(|len| {
                 let numbers = parse_inner(&text[inner_start..inner_start + len], needs_prefix)?;
                 Some(Marker {
@@ -98,7 +105,7 @@ fn number(text: &str) -> Option<usize> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse().ok()
+    text.parse().ok().filter(|&n| n <= MAX_SOURCE)
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -141,6 +148,8 @@ mod tests {
             "[Source] without a number",
             "a reversed [3-1] range",
             "a huge [1-500] range",
+            "years [2020-2023] in brackets",
+            "an amount [250000]",
             "unclosed [1 and a [ bracket",
             "a [1, x] mix",
             "(5 days)",

@@ -548,11 +548,13 @@ impl<'de> Visitor<'de> for LenientU64 {
     }
 }
 
-/// An upstream's finish reason. Servers have their own (vLLM's and llama.cpp's `"eos"`,
-/// `"abort"`, an Anthropic-style `"end_turn"`): any string other than the five OpenAI ones
-/// means the answer ended, so it reads as `stop` rather than failing the whole answer. `null`,
-/// a missing field and `""` (which some proxies send on every chunk before the last) read as
-/// `None`: not finished.
+/// An upstream's finish reason. Servers have their own names for a normal end (`"eos"` from
+/// llama.cpp-style servers, Anthropic-style `"end_turn"`, `"stop_sequence"`, `"max_tokens"`,
+/// `"tool_use"`), read as the OpenAI reason they mean. Any other string (vLLM's `"abort"`, a
+/// proxy's `"error"`, something new) is not taken for a complete answer: it reads as `None`, so
+/// a stream that ends on it is reported cut (never cached, counted against the upstream)
+/// rather than failing to parse. `null`, a missing field and `""` (which some proxies send on
+/// every chunk before the last) read as `None` too.
 fn lenient_finish_reason<'de, D>(deserializer: D) -> Result<Option<FinishReason>, D::Error>
 where
     D: Deserializer<'de>,
@@ -561,13 +563,12 @@ where
         return Ok(None);
     };
     Ok(match reason.as_str() {
-        "" => None,
-        "length" => Some(FinishReason::Length),
-        "tool_calls" => Some(FinishReason::ToolCalls),
+        "stop" | "eos" | "end_turn" | "stop_sequence" => Some(FinishReason::Stop),
+        "length" | "max_tokens" => Some(FinishReason::Length),
+        "tool_calls" | "tool_use" => Some(FinishReason::ToolCalls),
         "content_filter" => Some(FinishReason::ContentFilter),
         "function_call" => Some(FinishReason::FunctionCall),
-        // "stop", and whatever else a server calls the end of an answer.
-        _ => Some(FinishReason::Stop),
+        _ => None,
     })
 }
 
@@ -769,7 +770,7 @@ mod tests {
             model: REQUESTED,
         },
         PlainCase {
-            name: "float created, unknown finish reason, usage null",
+            name: "float created, server-specific finish reason, usage null",
             body: r#"{
                 "id": "cmpl-1",
                 "object": "chat.completion",
@@ -929,7 +930,7 @@ mod tests {
             model: REQUESTED,
         },
         StreamCase {
-            name: "float created, unknown finish reason, empty finish reason",
+            name: "float created, server-specific finish reason, empty finish reason",
             chunks: &[
                 r#"{"id":"cmpl-9","object":"chat.completion.chunk","created":1718000000.5,"model":"local-model","choices":[{"index":0,"delta":{"role":"assistant","content":"Bye"},"finish_reason":""}]}"#,
                 r#"{"id":"cmpl-9","object":"chat.completion.chunk","created":1718000000.5,"model":"local-model","choices":[{"index":0,"delta":{},"finish_reason":"end_turn"}],"usage":null}"#,
@@ -983,7 +984,7 @@ mod tests {
     }
 
     #[test]
-    fn finish_reasons_map_known_values_and_end_on_unknown_ones() {
+    fn finish_reasons_map_known_ends_and_treat_unknown_ones_as_unfinished() {
         let cases = [
             (r#""stop""#, Some(FinishReason::Stop)),
             (r#""length""#, Some(FinishReason::Length)),
@@ -991,7 +992,9 @@ mod tests {
             (r#""content_filter""#, Some(FinishReason::ContentFilter)),
             (r#""function_call""#, Some(FinishReason::FunctionCall)),
             (r#""eos""#, Some(FinishReason::Stop)),
-            (r#""abort""#, Some(FinishReason::Stop)),
+            (r#""abort""#, None),
+            (r#""error""#, None),
+            (r#""max_tokens""#, Some(FinishReason::Length)),
             (r#""end_turn""#, Some(FinishReason::Stop)),
             (r#""""#, None),
             ("null", None),

@@ -269,7 +269,8 @@ impl AppState {
             .map(|dir| dir.join("request-log.spill.jsonl"));
         let log = crate::gateway::RequestLog::start(db, spill);
         let access = Arc::new(access);
-        // Holds left by a process that died are released before this one takes new ones.
+        // Expired holds (a process that died mid-request leaves them) are released before this
+        // one takes new ones.
         access.release_expired_holds().await;
         let sweeper = access.clone();
         supervise("budget hold sweeper", move || {

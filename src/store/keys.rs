@@ -157,13 +157,14 @@ impl Database {
         Ok(released)
     }
 
-    /// Holds not yet released, for tests and `askacme keys list`.
-    pub async fn open_holds(&self, key_id: &str) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM budget_holds WHERE key_id = ?")
-            .bind(key_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(count.max(0) as u64)
+    /// The expiry (ms since the epoch) of each of the key's holds not released yet.
+    pub async fn open_holds(&self, key_id: &str) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT expires_at_ms FROM budget_holds WHERE key_id = ? ORDER BY expires_at_ms",
+        )
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }
 

@@ -398,7 +398,7 @@ async fn a_hold_left_by_a_killed_server_expires_at_the_request_deadline() {
     let db = askacme::store::Database::open(&url).await.unwrap();
     let key_id = db.keys().await.unwrap()[0].id.clone();
     assert_eq!(
-        db.open_holds(&key_id).await.unwrap(),
+        db.open_holds(&key_id).await.unwrap().len(),
         1,
         "the hold outlived its server"
     );
@@ -426,15 +426,49 @@ async fn a_hold_left_by_a_killed_server_expires_at_the_request_deadline() {
         killed.elapsed()
     );
     // Only the request just served held anything, and its row releases it.
-    let mut open = u64::MAX;
+    let mut open = usize::MAX;
     for _ in 0..50 {
-        open = db.open_holds(&key_id).await.unwrap();
+        open = db.open_holds(&key_id).await.unwrap().len();
         if open == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(open, 0, "no hold is left behind");
+}
+
+/// A stream's deadline covers only its opening; its hold lasts as long as the stream may run
+/// (the provider's `timeout_secs`), so the budget stays held while tokens are generated.
+#[tokio::test]
+async fn a_streams_hold_lasts_as_long_as_the_stream_may_run() {
+    let (_fake, addr) = Fake::spawn().await;
+    let extra = format!(
+        "[providers.patient]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\ntimeout_secs = 600\n\
+         [deployments.slow]\nprovider = \"patient\"\nmodel = \"hang\"\nprice = {{ input = 0, output = 1 }}\n\
+         [router]\nrequest_timeout_secs = 5\n"
+    );
+    let app = App::spawn(&format!("{}{extra}", config(addr))).await;
+    let key = create_key(&app, None, Some(1_000_000), None).await;
+    let mut body = chat("slow");
+    body["stream"] = json!(true);
+    let (http, base) = (app.http.clone(), app.base.clone());
+    let streaming = tokio::spawn(async move { try_send(&http, &base, Some(&key), &body).await });
+    let db = app.state.gateway.request_log().database();
+    let key_id = db.keys().await.unwrap()[0].id.clone();
+    let mut holds = Vec::new();
+    for _ in 0..100 {
+        holds = db.open_holds(&key_id).await.unwrap();
+        if !holds.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lasts_ms = holds[0] - askacme::store::now_ms();
+    assert!(
+        lasts_ms > (600 + 5 - 2) * 1000,
+        "held for the deadline and the provider's timeout: {lasts_ms} ms"
+    );
+    streaming.abort();
 }
 
 /// With `[auth]` on, `/metrics` needs the master key unless `server.metrics_auth = "none"`.
