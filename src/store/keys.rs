@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Database, StoreError, get_opt_u64, get_u64};
+use super::{Database, StoreError, get_opt_u64, get_u64, to_i64};
 
 /// A key as stored (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct NewKey {
 }
 
 fn opt_i64(value: Option<u64>) -> Option<i64> {
-    value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+    value.map(to_i64)
 }
 
 fn decode_key(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, StoreError> {
@@ -115,37 +115,30 @@ impl Database {
     }
 
     /// Holds part of the key's budget for a request in flight, if spent + held + amount stays
-    /// within the budget, and records the hold under the request's id with its expiry. The
-    /// key's own expired holds are released first, so a crashed request's hold never refuses
-    /// the key after its deadline. Keys without a budget always succeed.
+    /// within the budget, and records the hold under the request's id with its expiry. When the
+    /// budget looks exhausted, the key's own expired holds are released and the reservation
+    /// tried once more, so a crashed request's hold never refuses the key after its deadline
+    /// (the common case, a reservation that fits, pays for no clean-up). Keys without a budget
+    /// always succeed.
     pub async fn reserve_spend(&self, hold: &BudgetHold<'_>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        release_expired(&mut tx, super::now_ms(), Some(hold.key_id)).await?;
-        let amount = i64::try_from(hold.amount_micro_usd).unwrap_or(i64::MAX);
-        let done = sqlx::query(
-            "UPDATE api_keys SET reserved_micro_usd = reserved_micro_usd + ?2 \
-             WHERE id = ?1 AND (budget_micro_usd IS NULL \
-                OR spent_micro_usd + reserved_micro_usd + ?2 <= budget_micro_usd)",
-        )
-        .bind(hold.key_id)
-        .bind(amount)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            tx.commit().await?;
-            return Ok(false);
+        let mut reserved = reserve(&mut tx, hold).await?;
+        if !reserved && release_expired(&mut tx, super::now_ms(), Some(hold.key_id)).await? > 0 {
+            reserved = reserve(&mut tx, hold).await?;
         }
-        sqlx::query(
-            "INSERT INTO budget_holds (request_id, key_id, amount, expires_at_ms) VALUES (?, ?, ?, ?)",
-        )
-        .bind(hold.request_id)
-        .bind(hold.key_id)
-        .bind(amount)
-        .bind(hold.expires_at_ms)
-        .execute(&mut *tx)
-        .await?;
+        if reserved {
+            sqlx::query(
+                "INSERT INTO budget_holds (request_id, key_id, amount, expires_at_ms) VALUES (?, ?, ?, ?)",
+            )
+            .bind(hold.request_id)
+            .bind(hold.key_id)
+            .bind(to_i64(hold.amount_micro_usd))
+            .bind(hold.expires_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(reserved)
     }
 
     /// Releases every hold whose request's deadline has passed without its log row releasing
@@ -175,6 +168,23 @@ pub struct BudgetHold<'a> {
     pub key_id: &'a str,
     pub amount_micro_usd: u64,
     pub expires_at_ms: i64,
+}
+
+/// The conditional `UPDATE` that adds the hold to the key's reserved amount if it fits.
+async fn reserve(
+    tx: &mut sqlx::SqliteConnection,
+    hold: &BudgetHold<'_>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET reserved_micro_usd = reserved_micro_usd + ?2 \
+         WHERE id = ?1 AND (budget_micro_usd IS NULL \
+            OR spent_micro_usd + reserved_micro_usd + ?2 <= budget_micro_usd)",
+    )
+    .bind(hold.key_id)
+    .bind(to_i64(hold.amount_micro_usd))
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Releases the holds expired at `now_ms` (of one key, or of all), in the caller's transaction.
@@ -223,7 +233,7 @@ pub(super) async fn book_spend(
     )
     .bind(key_id)
     .bind(held.unwrap_or(0))
-    .bind(i64::try_from(actual).unwrap_or(i64::MAX))
+    .bind(to_i64(actual))
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -266,6 +266,11 @@ fn error_response(status: u16, message: &str, retry_after: Option<u64>) -> Respo
             .headers_mut()
             .insert("retry-after", seconds.to_string().parse().unwrap());
     }
+    // As OpenAI does: the upstream's own id of the request, for its support.
+    response.headers_mut().insert(
+        "x-request-id",
+        format!("upstream-req-{status}").parse().unwrap(),
+    );
     response
 }
 

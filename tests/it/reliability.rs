@@ -300,6 +300,10 @@ async fn retries_stay_within_the_budget_when_every_upstream_fails() {
                 error.contains("HTTP 503") && error.contains("HTTP 500"),
                 "{error}"
             );
+            assert!(
+                error.contains("upstream request id upstream-req-503"),
+                "the upstream's request id is kept: {error}"
+            );
         }
     }
     let calls = fake.count("err-503") + fake.count("err-500");
