@@ -10,6 +10,15 @@ CREATE TABLE IF NOT EXISTS budget_holds (
 );
 CREATE INDEX IF NOT EXISTS budget_holds_expiry ON budget_holds (expires_at_ms);
 CREATE INDEX IF NOT EXISTS budget_holds_key ON budget_holds (key_id);
+-- The key's reserved amount follows its holds inside the statement that adds or removes one, so
+-- a reservation stays a single (conditional) statement and a hold can be released only once.
+CREATE TRIGGER IF NOT EXISTS budget_hold_taken AFTER INSERT ON budget_holds BEGIN
+    UPDATE api_keys SET reserved_micro_usd = reserved_micro_usd + NEW.amount WHERE id = NEW.key_id;
+END;
+CREATE TRIGGER IF NOT EXISTS budget_hold_released AFTER DELETE ON budget_holds BEGIN
+    UPDATE api_keys SET reserved_micro_usd = MAX(0, reserved_micro_usd - OLD.amount)
+    WHERE id = OLD.key_id;
+END;
 -- Holds taken before this migration have no row to expire by; they can only be leaks.
 UPDATE api_keys SET reserved_micro_usd = 0;
 -- Who asked, for per-user and per-conversation figures (`/v1/ask`'s `user` and `session_id`,

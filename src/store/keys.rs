@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Database, StoreError, get_opt_u64, get_u64, to_i64};
+use super::{Database, StoreError, get_opt_u64, get_u64, now_ms, to_i64};
 
 /// A key as stored (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,39 +115,40 @@ impl Database {
     }
 
     /// Holds part of the key's budget for a request in flight, if spent + held + amount stays
-    /// within the budget, and records the hold under the request's id with its expiry. When the
-    /// budget looks exhausted, the key's own expired holds are released and the reservation
-    /// tried once more, so a crashed request's hold never refuses the key after its deadline
-    /// (the common case, a reservation that fits, pays for no clean-up). Keys without a budget
-    /// always succeed.
+    /// within the budget: one conditional `INSERT` of the hold (under the request's id, with
+    /// its expiry), whose trigger adds it to the key's reserved amount. When the budget looks
+    /// exhausted, the key's own expired holds are released and the reservation tried once
+    /// more, so a crashed request's hold never refuses the key after its deadline. Keys without
+    /// a budget always succeed.
     pub async fn reserve_spend(&self, hold: &BudgetHold<'_>) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut reserved = reserve(&mut tx, hold).await?;
-        if !reserved && release_expired(&mut tx, super::now_ms(), Some(hold.key_id)).await? > 0 {
-            reserved = reserve(&mut tx, hold).await?;
+        if self.reserve(hold).await? {
+            return Ok(true);
         }
-        if reserved {
-            sqlx::query(
-                "INSERT INTO budget_holds (request_id, key_id, amount, expires_at_ms) VALUES (?, ?, ?, ?)",
-            )
-            .bind(hold.request_id)
-            .bind(hold.key_id)
-            .bind(to_i64(hold.amount_micro_usd))
-            .bind(hold.expires_at_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(reserved)
+        let released = release_expired(&self.pool, now_ms(), Some(hold.key_id)).await?;
+        Ok(released > 0 && self.reserve(hold).await?)
+    }
+
+    async fn reserve(&self, hold: &BudgetHold<'_>) -> Result<bool, StoreError> {
+        let amount = to_i64(hold.amount_micro_usd);
+        let done = sqlx::query(
+            "INSERT INTO budget_holds (request_id, key_id, amount, expires_at_ms) \
+             SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 \
+                AND (budget_micro_usd IS NULL \
+                     OR spent_micro_usd + reserved_micro_usd + ?3 <= budget_micro_usd))",
+        )
+        .bind(hold.request_id)
+        .bind(hold.key_id)
+        .bind(amount)
+        .bind(hold.expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Releases every hold whose request's deadline has passed without its log row releasing
     /// it (the process died, or the row could not be written); returns how many.
     pub async fn release_expired_holds(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let released = release_expired(&mut tx, now_ms, None).await?;
-        tx.commit().await?;
-        Ok(released)
+        release_expired(&self.pool, now_ms, None).await
     }
 
     /// The expiry (ms since the epoch) of each of the key's holds not released yet.
@@ -170,71 +171,42 @@ pub struct BudgetHold<'a> {
     pub expires_at_ms: i64,
 }
 
-/// The conditional `UPDATE` that adds the hold to the key's reserved amount if it fits.
-async fn reserve(
-    tx: &mut sqlx::SqliteConnection,
-    hold: &BudgetHold<'_>,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE api_keys SET reserved_micro_usd = reserved_micro_usd + ?2 \
-         WHERE id = ?1 AND (budget_micro_usd IS NULL \
-            OR spent_micro_usd + reserved_micro_usd + ?2 <= budget_micro_usd)",
-    )
-    .bind(hold.key_id)
-    .bind(to_i64(hold.amount_micro_usd))
-    .execute(&mut *tx)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// Releases the holds expired at `now_ms` (of one key, or of all), in the caller's transaction.
+/// Deletes the holds expired at `now_ms` (of one key, or of all); the delete trigger gives
+/// their amounts back to the keys.
 async fn release_expired(
-    tx: &mut sqlx::SqliteConnection,
+    pool: &sqlx::SqlitePool,
     now_ms: i64,
     key_id: Option<&str>,
 ) -> Result<u64, StoreError> {
-    sqlx::query(
-        "UPDATE api_keys SET reserved_micro_usd = MAX(0, reserved_micro_usd - \
-            (SELECT COALESCE(SUM(h.amount), 0) FROM budget_holds h \
-             WHERE h.key_id = api_keys.id AND h.expires_at_ms <= ?1)) \
-         WHERE id IN (SELECT key_id FROM budget_holds WHERE expires_at_ms <= ?1 \
-                      AND (?2 IS NULL OR key_id = ?2))",
-    )
-    .bind(now_ms)
-    .bind(key_id)
-    .execute(&mut *tx)
-    .await?;
     let done = sqlx::query(
         "DELETE FROM budget_holds WHERE expires_at_ms <= ?1 AND (?2 IS NULL OR key_id = ?2)",
     )
     .bind(now_ms)
     .bind(key_id)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
     Ok(done.rows_affected())
 }
 
-/// Releases a request's hold (unless it expired and was released already) and books what the
-/// request actually cost, inside the transaction that writes its log row.
+/// Releases a request's hold (unless it expired and was released already: the delete finds
+/// nothing then, and its trigger gives nothing back) and books what the request actually
+/// cost, inside the transaction that writes its log row.
 pub(super) async fn book_spend(
     tx: &mut sqlx::SqliteConnection,
     request_id: &str,
     key_id: &str,
     actual: u64,
 ) -> Result<(), StoreError> {
-    let held: Option<i64> =
-        sqlx::query_scalar("DELETE FROM budget_holds WHERE request_id = ? RETURNING amount")
-            .bind(request_id)
-            .fetch_optional(&mut *tx)
+    sqlx::query("DELETE FROM budget_holds WHERE request_id = ?")
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+    if actual > 0 {
+        sqlx::query("UPDATE api_keys SET spent_micro_usd = spent_micro_usd + ?2 WHERE id = ?1")
+            .bind(key_id)
+            .bind(to_i64(actual))
+            .execute(&mut *tx)
             .await?;
-    sqlx::query(
-        "UPDATE api_keys SET reserved_micro_usd = MAX(0, reserved_micro_usd - ?2), \
-         spent_micro_usd = spent_micro_usd + ?3 WHERE id = ?1",
-    )
-    .bind(key_id)
-    .bind(held.unwrap_or(0))
-    .bind(to_i64(actual))
-    .execute(&mut *tx)
-    .await?;
+    }
     Ok(())
 }
