@@ -212,6 +212,8 @@ fn free_port() -> u16 {
 }
 
 async fn serve(config: &std::path::Path) -> Server {
+    // This process's HTTP clients need the TLS provider even when no in-process app made one.
+    askacme::providers::install_tls_provider();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_askacme"))
         .args(["--config", config.to_str().unwrap(), "serve", "--listen"])
