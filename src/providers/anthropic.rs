@@ -3,7 +3,6 @@
 //! blocks, stop reasons and usage (with prompt-cache reads and writes) are mapped back.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -14,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::http::{EventStream, HttpUpstream, secret_header};
 use super::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, FinishReason,
-    FunctionCall, FunctionCallDelta, Message, Role, ToolCall, ToolCallDelta, Usage,
+    FunctionCall, FunctionCallDelta, Message, Role, ToolCall, ToolCallDelta, Usage, unix_now,
 };
 use super::{ChunkStream, Provider, ProviderError};
 use crate::config::{RemoteProviderConfig, Secret};
@@ -298,12 +297,6 @@ fn finish_reason(stop_reason: &str) -> FinishReason {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl MessagesResponse {
     fn into_chat_response(self) -> ChatResponse {
         let mut text = String::new();
@@ -329,7 +322,7 @@ impl MessagesResponse {
         ChatResponse {
             id: self.id,
             object: "chat.completion".into(),
-            created: now_secs(),
+            created: unix_now(),
             model: self.model,
             choices: vec![Choice {
                 index: 0,
@@ -516,7 +509,7 @@ fn translate_stream(events: EventStream) -> ChunkStream {
         events,
         id: String::new(),
         model: String::new(),
-        created: now_secs(),
+        created: unix_now(),
         usage: AnthropicUsage::default(),
         tool_index: HashMap::new(),
         finished: false,

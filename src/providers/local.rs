@@ -13,7 +13,7 @@ use tokio::sync::{OnceCell, mpsc};
 
 use super::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Embeddings, FinishReason,
-    Message, Role, Usage,
+    Message, Role, Usage, new_completion_id, unix_now,
 };
 use super::{ChunkStream, Provider, ProviderError};
 use crate::config::LocalProviderConfig;
@@ -132,16 +132,6 @@ fn random_seed() -> u32 {
         .map_or(0, |d| d.subsec_nanos())
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn completion_id() -> String {
-    format!("chatcmpl-{}", uuid::Uuid::now_v7().simple())
-}
-
 fn finish_reason(cause: StopCause) -> FinishReason {
     match cause {
         StopCause::Stop => FinishReason::Stop,
@@ -182,9 +172,9 @@ impl Provider for LocalProvider {
                         "local generation"
                     );
                     return Ok(ChatResponse {
-                        id: completion_id(),
+                        id: new_completion_id(),
                         object: "chat.completion".into(),
-                        created: now_secs(),
+                        created: unix_now(),
                         model: request.model.clone(),
                         choices: vec![Choice {
                             index: 0,
@@ -204,9 +194,9 @@ impl Provider for LocalProvider {
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChunkStream, ProviderError> {
         let events = self.start(request).await?;
-        let id = completion_id();
+        let id = new_completion_id();
         let model = request.model.clone();
-        let created = now_secs();
+        let created = unix_now();
         let chunk = move |delta: Delta,
                           finish_reason: Option<FinishReason>,
                           usage: Option<Usage>| ChatChunk {

@@ -485,9 +485,10 @@ fn none_if_empty<T>(list: &mut Option<Vec<T>>) {
     }
 }
 
-/// A new completion id, `chatcmpl-<uuid>`, for an answer whose upstream sent none.
+/// A new completion id, `chatcmpl-<time-ordered uuid>`: for local answers, and for an answer
+/// whose upstream sent none.
 pub fn new_completion_id() -> String {
-    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+    format!("chatcmpl-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// Seconds since the UNIX epoch (0 if the clock is before it).
