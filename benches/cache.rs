@@ -4,7 +4,9 @@
 //!    against the same request answered by a fake upstream (both in this process, loopback).
 //! 2. Semantic lookup latency: the question's embedding (MiniLM) and the nearest-question
 //!    search at 10k and 100k cached questions in one scope.
-//! 3. Money saved on a replayed log of 1,000 assistant questions with realistic repetition
+//! 3. The semantic cache's guard on the held-out test split of the labelled pairs
+//!    (evals/semantic/test.toml): per family, the threshold table, and the guard's latency.
+//! 4. Money saved on a replayed log of 1,000 assistant questions with realistic repetition
 //!    (see `replay_log`), answered through the pipeline with a priced fake model.
 //!
 //! Needs `askacme models fetch all-minilm-l6-v2`.
@@ -15,10 +17,13 @@
 use std::time::{Duration, Instant};
 
 use askacme::cache::CacheStatus;
-use askacme::cache::semantic::SemanticCache;
+use askacme::cache::guard::{Guard, Lexicon};
+use askacme::cache::semantic::{Probe, SemanticCache};
+use askacme::config::DEFAULT_LEXICON;
 use askacme::eval::retrieval::LabelledSet;
-use askacme::eval::semantic::{Expect, PairSet};
+use askacme::eval::semantic::{self, Expect, PairSet};
 use askacme::gateway::{RequestContext, new_request_id};
+use askacme::kb::embed::GatewayEmbedder;
 use askacme::pipeline::AskRequest;
 use askacme::providers::types::{EmbeddingInput, EmbeddingRequest};
 use askacme::store::SemanticEntry;
@@ -36,6 +41,7 @@ fn main() {
         let upstream = fake_upstream().await;
         exact_hits(&upstream).await;
         semantic_lookup().await;
+        guard_on_test_split().await;
         replay_savings(&upstream).await;
     });
 }
@@ -183,7 +189,7 @@ async fn semantic_lookup() {
     };
     for count in [10_000, 100_000] {
         let scope = format!("bench-{count}");
-        let writer = SemanticCache::new(db.clone(), 0.78);
+        let writer = SemanticCache::new(db.clone(), 0.75, guard());
         for i in 0..count {
             let entry = SemanticEntry {
                 question: format!("question {i}"),
@@ -193,16 +199,16 @@ async fn semantic_lookup() {
             writer.add(&scope, entry).await;
         }
         // A fresh cache, as after a restart: the first lookup loads the scope.
-        let semantic = SemanticCache::new(db.clone(), 0.78);
+        let semantic = SemanticCache::new(db.clone(), 0.75, guard());
         let query = unit();
         let t = Instant::now();
-        semantic.lookup(&scope, "a question", &query, "bench").await;
+        semantic.lookup(&probe(&scope, &query)).await;
         let first = t.elapsed().as_secs_f64() * 1000.0;
         let mut searches = Vec::new();
         for _ in 0..100 {
             let query = unit();
             let t = Instant::now();
-            semantic.lookup(&scope, "a question", &query, "bench").await;
+            semantic.lookup(&probe(&scope, &query)).await;
             searches.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         searches.sort_by(f64::total_cmp);
@@ -215,14 +221,54 @@ async fn semantic_lookup() {
     println!();
 }
 
+fn probe<'a>(scope: &'a str, vector: &'a [f32]) -> Probe<'a> {
+    Probe {
+        scope,
+        question: "a question",
+        vector,
+        request_id: "bench",
+        session_id: None,
+    }
+}
+
+fn guard() -> std::sync::Arc<Guard> {
+    std::sync::Arc::new(Guard::new(Lexicon::shared(std::path::Path::new(
+        DEFAULT_LEXICON,
+    ))))
+}
+
+async fn guard_on_test_split() {
+    let (state, _dir) = app("[server]\nwarm_up = []\n").await;
+    let set = PairSet::load(&repo("evals/semantic/test.toml")).unwrap();
+    let embedder = GatewayEmbedder::new(state.gateway.clone(), "embed");
+    let ctx = RequestContext::new(new_request_id(), "bench");
+    let scored = semantic::score(&set.pairs, &embedder, &guard(), &ctx)
+        .await
+        .unwrap();
+    println!(
+        "## The semantic cache's guard on the held-out test split ({} pairs)\n",
+        scored.len()
+    );
+    println!("At the default threshold 0.75:\n");
+    println!("{}", semantic::family_table(&scored, 0.75));
+    println!("{}", semantic::threshold_table(&scored));
+    let (p50, p95, max) = semantic::guard_latency(&scored);
+    println!(
+        "guard latency per candidate: p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms\n",
+        p50.as_secs_f64() * 1000.0,
+        p95.as_secs_f64() * 1000.0,
+        max.as_secs_f64() * 1000.0
+    );
+}
+
 /// 1,000 questions as employees would ask them: drawn with a Zipf-like popularity (weight
-/// 1/rank^1.1, a fixed seed) from the 49 labelled handbook questions, the 30 paraphrase pairs
-/// of evals/semantic_pairs.toml and the 6 unanswerable questions; a fifth of the draws of a
+/// 1/rank^1.1, a fixed seed) from the 49 labelled handbook questions, the 30 handbook
+/// paraphrase pairs of evals/semantic/dev.toml and the 6 unanswerable questions; a fifth of the draws of a
 /// question that has a paraphrase use the paraphrase instead, and a tenth of all draws change
 /// case or spacing ("how long is  Parental leave?").
 fn replay_log() -> Vec<String> {
     let labelled = LabelledSet::load(&repo("evals/handbook_questions.toml")).unwrap();
-    let pairs = PairSet::load(&repo("evals/semantic_pairs.toml")).unwrap();
+    let pairs = PairSet::load(&repo("evals/semantic/dev.toml")).unwrap();
     // (question, paraphrase)
     let mut pool: Vec<(String, Option<String>)> = labelled
         .questions
@@ -233,7 +279,7 @@ fn replay_log() -> Vec<String> {
             pairs
                 .pairs
                 .into_iter()
-                .filter(|p| p.expect == Expect::Hit)
+                .filter(|p| p.expect == Expect::Hit && p.domain == "handbook")
                 .map(|p| (p.a, Some(p.b))),
         )
         .collect();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks (and, as root with apt-get, installs) what building and fetching models needs:
-# cmake and libclang for llama.cpp's build, Python with pip for `askacme models fetch`.
+# cmake and libclang for llama.cpp's build, Python with pip for `askacme models fetch`, and
+# WordNet (Debian's wordnet-base) for the semantic cache's guard.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,7 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is not installed; install Rust from rustup first" >&2; exit 1; }
 python="${ASKACME_PYTHON:-python3}"
 "$python" -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+[ -f /usr/share/wordnet/index.noun ] || missing+=(wordnet-base)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

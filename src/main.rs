@@ -95,6 +95,31 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The assistant's figures: requests by cache outcome, spend and savings, and the semantic
+    /// cache's decisions with the false-hit rate estimated from flags.
+    Stats,
+    /// Measure against labelled data.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// The semantic cache on labelled question pairs (evals/semantic/*.toml): per family, how
+    /// many would be served with and without the guard, the threshold table and the guard's
+    /// latency.
+    Pairs {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Similarity threshold [default: cache.semantic_threshold].
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Also list every pair the cache would get wrong, with the guard's reason.
+        #[arg(long)]
+        misjudged: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,9 +130,15 @@ enum CacheCommand {
         /// Semantic matches (exact hits are in the request log, `cache = 'exact'`).
         #[arg(long, required = true)]
         semantic: bool,
+        /// Only served matches flagged as probably wrong (a thumbs-down or a rephrase).
+        #[arg(long)]
+        flagged: bool,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Stop serving the cached question that match ID (from `cache hits`) was matched with to
+    /// similar questions; the identical question still hits its exact entry.
+    Forget { id: i64 },
     /// Delete expired entries, and with `--all` or `--older-than` live ones too.
     Purge {
         /// Every entry.
@@ -234,8 +265,17 @@ fn run() -> Result<()> {
             command: CacheCommand::Purge { all, older_than },
         } => runtime.block_on(purge_cache(&config, all, older_than)),
         Command::Cache {
-            command: CacheCommand::Hits { semantic, limit },
-        } => runtime.block_on(cache_hits(&config, semantic, limit)),
+            command:
+                CacheCommand::Hits {
+                    semantic,
+                    flagged,
+                    limit,
+                },
+        } => runtime.block_on(cache_hits(&config, semantic, flagged, limit)),
+        Command::Cache {
+            command: CacheCommand::Forget { id },
+        } => runtime.block_on(forget_match(&config, id)),
+        Command::Stats => runtime.block_on(stats(&config)),
         Command::Prompts { command } => prompts(&config, command),
         Command::Models {
             command: ModelsCommand::Fetch { names },
@@ -247,7 +287,66 @@ fn run() -> Result<()> {
             Ok(())
         }
         Command::Keys { command } => runtime.block_on(keys(&config, command)),
+        Command::Eval {
+            command:
+                EvalCommand::Pairs {
+                    files,
+                    threshold,
+                    misjudged,
+                },
+        } => runtime.block_on(eval_pairs(&config, &files, threshold, misjudged)),
     }
+}
+
+async fn eval_pairs(
+    config: &Config,
+    files: &[PathBuf],
+    threshold: Option<f32>,
+    misjudged: bool,
+) -> Result<()> {
+    use askacme::cache::guard::{Guard, Lexicon};
+    use askacme::eval::semantic::{self, PairSet};
+
+    let set = PairSet::load_all(files).map_err(anyhow::Error::msg)?;
+    let state = AppState::from_config(config).await?;
+    let embedder = GatewayEmbedder::new(state.gateway.clone(), config.kb.embedding_model.clone());
+    let guard = Guard::new(Lexicon::shared(&config.cache.semantic_lexicon));
+    let ctx = RequestContext::new(askacme::gateway::new_request_id(), "eval.pairs");
+    let scored = semantic::score(&set.pairs, &embedder, &guard, &ctx).await?;
+    state.gateway.request_log().flush().await;
+    let threshold = threshold.unwrap_or(config.cache.semantic_threshold);
+    if misjudged {
+        for s in scored.iter().filter(|s| {
+            let served = s.served(threshold, true);
+            let should = s.pair.expect == semantic::Expect::Hit;
+            served != should && (served || s.similarity >= threshold)
+        }) {
+            let verdict = s
+                .difference
+                .as_ref()
+                .map_or("SERVED".to_owned(), ToString::to_string);
+            println!(
+                "{:<11} {:.3} {:<36} {} | {}",
+                s.pair.family.as_str(),
+                s.similarity,
+                verdict,
+                s.pair.a,
+                s.pair.b
+            );
+        }
+        println!();
+    }
+    println!("{} pairs at threshold {threshold:.2}\n", scored.len());
+    println!("{}", semantic::family_table(&scored, threshold));
+    println!("{}", semantic::threshold_table(&scored));
+    let (p50, p95, max) = semantic::guard_latency(&scored);
+    println!(
+        "guard latency per pair: p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms",
+        p50.as_secs_f64() * 1000.0,
+        p95.as_secs_f64() * 1000.0,
+        max.as_secs_f64() * 1000.0
+    );
+    Ok(())
 }
 
 async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Result<()> {
@@ -269,19 +368,69 @@ async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Res
     Ok(())
 }
 
-async fn cache_hits(config: &Config, semantic: bool, limit: u32) -> Result<()> {
+async fn cache_hits(config: &Config, semantic: bool, flagged: bool, limit: u32) -> Result<()> {
+    use askacme::store::HitFilter;
     debug_assert!(semantic, "clap requires --semantic");
     let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let filter = if flagged {
+        HitFilter::Flagged
+    } else {
+        HitFilter::All
+    };
     println!(
-        "{:<34} {:>10}  {:<20}  question → matched question",
-        "request", "similarity", "decision"
+        "{:>6}  {:<34} {:>10}  {:<28}  question → matched question",
+        "id", "request", "similarity", "decision"
     );
-    for hit in db.semantic_hits(limit).await? {
+    for hit in db.semantic_hits(filter, limit).await? {
+        let decision = match &hit.flag_reason {
+            Some(reason) => format!("{} (flagged: {reason})", hit.decision),
+            None => hit.decision.clone(),
+        };
         println!(
-            "{:<34} {:>10.3}  {:<20}  {} → {}",
-            hit.request_id, hit.similarity, hit.decision, hit.question, hit.matched_question
+            "{:>6}  {:<34} {:>10.3}  {:<28}  {} → {}",
+            hit.id, hit.request_id, hit.similarity, decision, hit.question, hit.matched_question
         );
     }
+    Ok(())
+}
+
+async fn forget_match(config: &Config, id: i64) -> Result<()> {
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let Some(hit) = db.forget_semantic_match(id).await? else {
+        bail!("no semantic match with id {id}: see `askacme cache hits --semantic`");
+    };
+    println!(
+        "forgot \"{}\": it is no longer served to similar questions",
+        hit.matched_question
+    );
+    Ok(())
+}
+
+async fn stats(config: &Config) -> Result<()> {
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let requests = db.cache_outcomes().await?;
+    println!(
+        "{:<10} {:>9} {:>14} {:>14}",
+        "cache", "requests", "cost USD", "saved USD"
+    );
+    for row in &requests {
+        println!(
+            "{:<10} {:>9} {:>14.6} {:>14.6}",
+            row.cache,
+            row.requests,
+            row.cost_micro_usd as f64 / 1e6,
+            row.saved_micro_usd as f64 / 1e6
+        );
+    }
+    let semantic = db.semantic_stats().await?;
+    println!(
+        "\nsemantic cache: {} served, {} refused by the guard, {} served matches flagged \
+         (thumbs-down or rephrase): estimated false-hit rate at least {:.1}%",
+        semantic.served,
+        semantic.refused,
+        semantic.flagged,
+        100.0 * semantic.flagged_rate()
+    );
     Ok(())
 }
 

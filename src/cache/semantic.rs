@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::guard;
+use std::sync::Arc;
+
+use super::guard::{self, Guard};
 use crate::models::embedder::cosine;
 use crate::store::{Database, SemanticEntry, SemanticHit, now_ms};
 
@@ -33,20 +35,34 @@ pub enum Lookup {
     },
 }
 
+/// One question looked up.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    /// Hash of what an answer depends on besides the question.
+    pub scope: &'a str,
+    pub question: &'a str,
+    pub vector: &'a [f32],
+    pub request_id: &'a str,
+    /// The conversation, so that a rephrase after a served match can flag it.
+    pub session_id: Option<&'a str>,
+}
+
 /// Scopes kept in memory at most (collections × live prompt versions, with room to spare).
 const MAX_SCOPES: usize = 64;
 
 pub struct SemanticCache {
     db: Database,
     threshold: f32,
+    guard: Arc<Guard>,
     scopes: Mutex<HashMap<String, Vec<SemanticEntry>>>,
 }
 
 impl SemanticCache {
-    pub fn new(db: Database, threshold: f32) -> Self {
+    pub fn new(db: Database, threshold: f32, guard: Arc<Guard>) -> Self {
         Self {
             db,
             threshold,
+            guard,
             scopes: Mutex::new(HashMap::new()),
         }
     }
@@ -82,21 +98,27 @@ impl SemanticCache {
             .map(|(e, s)| (e.clone(), s))
     }
 
-    /// The best match for `question` in `scope`, judged by the threshold and the guard, and
-    /// recorded (under `request_id`) when it reached the threshold.
-    pub async fn lookup(
-        &self,
-        scope: &str,
-        question: &str,
-        vector: &[f32],
-        request_id: &str,
-    ) -> Lookup {
+    /// The best match for the probe's question in its scope, judged by the threshold and the
+    /// guard, and recorded when it reached the threshold.
+    pub async fn lookup(&self, probe: &Probe<'_>) -> Lookup {
+        let Probe {
+            scope,
+            question,
+            vector,
+            ..
+        } = *probe;
         self.load(scope).await;
         let best = self.nearest(scope, vector);
         let Some((entry, similarity)) = best.filter(|(_, s)| *s >= self.threshold) else {
             return Lookup::None;
         };
-        let lookup = match guard::difference(question, &entry.question) {
+        let difference = self.guard.difference(question, &entry.question);
+        // A match forgotten (`askacme cache forget`) by another process is gone from the
+        // database before it is gone from this one's memory.
+        if difference.is_none() && !self.still_cached(scope, &entry.question).await {
+            return Lookup::None;
+        }
+        let lookup = match difference {
             None => Lookup::Served {
                 answer_key: entry.answer_key.clone(),
                 matched_question: entry.question.clone(),
@@ -109,28 +131,53 @@ impl SemanticCache {
             },
         };
         let decision = match &lookup {
-            Lookup::Refused { difference, .. } => difference.as_str(),
-            _ => "served",
+            Lookup::Refused { difference, .. } => difference.to_string(),
+            _ => "served".to_owned(),
         };
         tracing::info!(
             question,
             matched = entry.question,
             similarity,
-            decision,
+            decision = decision.as_str(),
             "semantic cache"
         );
         let hit = SemanticHit {
-            request_id: request_id.to_owned(),
+            id: 0,
+            request_id: probe.request_id.to_owned(),
             created_at_ms: now_ms(),
+            scope: scope.to_owned(),
+            session_id: probe.session_id.map(str::to_owned),
             question: question.to_owned(),
             matched_question: entry.question.clone(),
             similarity,
-            decision: decision.to_owned(),
+            decision,
+            flag_reason: None,
         };
         if let Err(e) = self.db.record_semantic_hit(&hit).await {
             tracing::warn!(error = %e, "cannot record a semantic cache match");
         }
         lookup
+    }
+
+    /// Whether `question` is still an entry of `scope` in the database; dropped from memory
+    /// when it is not.
+    async fn still_cached(&self, scope: &str, question: &str) -> bool {
+        match self.db.semantic_entry_exists(scope, question).await {
+            Ok(true) => true,
+            Ok(false) => {
+                if let Ok(mut scopes) = self.scopes.lock()
+                    && let Some(entries) = scopes.get_mut(scope)
+                {
+                    entries.retain(|e| e.question != question);
+                }
+                false
+            }
+            Err(e) => {
+                // Uncertain means miss.
+                tracing::warn!(error = %e, "semantic cache read failed");
+                false
+            }
+        }
     }
 
     /// Remembers an answered question.

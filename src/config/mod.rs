@@ -80,7 +80,13 @@ pub struct CacheConfig {
     pub semantic: bool,
     /// Cosine similarity of the two questions' embeddings at which the guard is consulted.
     pub semantic_threshold: f32,
+    /// The WordNet database the guard reads (`wordnet-base`'s directory). Missing, the guard
+    /// matches only forms of the same words: stricter, never looser.
+    pub semantic_lexicon: PathBuf,
 }
+
+/// Where Debian's `wordnet-base` puts the WordNet 3.0 database.
+pub const DEFAULT_LEXICON: &str = "/usr/share/wordnet";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

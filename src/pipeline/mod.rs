@@ -19,21 +19,27 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::cache::semantic::{Lookup, SemanticCache};
+use crate::cache::guard::{Guard, Lexicon};
+use crate::cache::semantic::{Lookup, Probe, SemanticCache};
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{AssistantConfig, Category, Config};
 use crate::gateway::GatewayError;
 use crate::gateway::{Gateway, RequestContext};
 use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
+use crate::models::embedder::cosine;
 use crate::prompts::{PromptError, Registry};
-use crate::store::{Database, SemanticEntry};
+use crate::store::{Database, SemanticEntry, now_ms};
 use answer::{AnswerError, Generation};
 use classify::Classifier;
 use retrieve::Scope;
 
 /// How long a snippet of a source is, in characters.
 const SNIPPET_CHARS: usize = 240;
+/// A question in the same conversation this soon after a semantically served answer, and at
+/// least this similar to the question it answered, is a rephrase: the served answer missed.
+const REPHRASE_WINDOW_MS: i64 = 10 * 60 * 1000;
+const REPHRASE_SIMILARITY: f32 = 0.7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
@@ -232,10 +238,22 @@ impl Assistant {
             "{:?}|{:?}|{:?}",
             config.assistant, config.kb, config.classifier
         )]);
+        let semantic = if config.cache.enabled && config.cache.semantic {
+            let lexicon = config.cache.semantic_lexicon.clone();
+            let lexicon = tokio::task::spawn_blocking(move || Lexicon::shared(&lexicon))
+                .await
+                .unwrap_or_else(|_| Arc::new(Lexicon::empty()));
+            Some(SemanticCache::new(
+                db.clone(),
+                config.cache.semantic_threshold,
+                Arc::new(Guard::new(lexicon)),
+            ))
+        } else {
+            None
+        };
         Ok(Self {
             cache: gateway.cache().clone(),
-            semantic: (config.cache.enabled && config.cache.semantic)
-                .then(|| SemanticCache::new(db.clone(), config.cache.semantic_threshold)),
+            semantic,
             db,
             fingerprint,
             gateway,
@@ -305,6 +323,9 @@ impl Assistant {
             return Ok(self.replay(answer, hit, ctx));
         }
         let prepared = self.prepare(&request, ctx).await?;
+        if let (Some(_), Some(session_id)) = (&self.semantic, &request.session_id) {
+            self.flag_rephrase(session_id, &prepared, ctx).await;
+        }
         if let (Some(scope), Some(semantic)) = (&scope, &self.semantic)
             && let Some(answer) = self.semantic_hit(semantic, scope, &prepared, ctx).await
         {
@@ -349,7 +370,13 @@ impl Assistant {
         ctx: &RequestContext,
     ) -> Option<AskResponse> {
         let lookup = semantic
-            .lookup(scope, &prepared.question, &prepared.vector, &ctx.request_id)
+            .lookup(&Probe {
+                scope,
+                question: &prepared.question,
+                vector: &prepared.vector,
+                request_id: &ctx.request_id,
+                session_id: ctx.session_id.as_deref(),
+            })
             .await;
         let Lookup::Served {
             answer_key,
@@ -370,6 +397,40 @@ impl Assistant {
             }),
         };
         Some(self.replay(answer, hit, ctx))
+    }
+
+    /// A question asked again in other words right after an answer served from a similar
+    /// question, in the same conversation, says that answer missed: the match is flagged for
+    /// review (`askacme cache hits --semantic --flagged`).
+    async fn flag_rephrase(&self, session_id: &str, prepared: &Prepared, ctx: &RequestContext) {
+        let since = now_ms() - REPHRASE_WINDOW_MS;
+        let Ok(Some(served)) = self.db.last_served_in_session(session_id, since).await else {
+            return;
+        };
+        let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+        if same(&served.question, &prepared.question) {
+            return;
+        }
+        let embedded = self
+            .embedder
+            .embed(
+                vec![served.question.clone()],
+                &ctx.child("embed", ctx.endpoint),
+            )
+            .await;
+        let Some(previous) = embedded.ok().and_then(|mut v| v.pop()) else {
+            return;
+        };
+        if cosine(&previous, &prepared.vector) >= REPHRASE_SIMILARITY {
+            let reason = format!("rephrased as \"{}\"", prepared.question);
+            if let Err(e) = self
+                .db
+                .flag_semantic_hit(&served.request_id, &reason, now_ms())
+                .await
+            {
+                tracing::warn!(error = %e, "cannot flag a semantic match");
+            }
+        }
     }
 
     /// A cached answer for this request: its own id and latency, nothing spent, and a log row

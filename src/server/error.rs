@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::eval::feedback::FeedbackError;
 use crate::gateway::GatewayError;
 use crate::gateway::limits::{Decision, LimitKind};
 use crate::kb::search::SearchError;
@@ -66,6 +67,26 @@ impl From<&AskError> for ApiError {
         match error {
             AskError::Gateway(e) | AskError::Search(SearchError::Embed(e)) => e.into(),
             AskError::Search(_) | AskError::Prompt(_) => {
+                ApiError::new(500, "api_error", "internal_error", error.to_string())
+            }
+        }
+    }
+}
+
+impl From<&FeedbackError> for ApiError {
+    fn from(error: &FeedbackError) -> Self {
+        match error {
+            FeedbackError::UnknownRequest(_) => ApiError::new(
+                404,
+                "invalid_request_error",
+                "unknown_request",
+                error.to_string(),
+            ),
+            FeedbackError::CommentTooLong => ApiError {
+                param: Some("comment".into()),
+                ..ApiError::invalid_request(error.to_string())
+            },
+            FeedbackError::Store(_) => {
                 ApiError::new(500, "api_error", "internal_error", error.to_string())
             }
         }

@@ -5,6 +5,7 @@ mod admin;
 mod ask;
 mod auth;
 mod error;
+mod feedback;
 mod openai;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
         .route("/v1/ask", post(ask::ask))
+        .route("/v1/feedback", post(feedback::feedback))
         .route("/admin/providers", get(admin::providers))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

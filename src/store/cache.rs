@@ -81,12 +81,51 @@ pub struct SemanticEntry {
 /// A near match the semantic cache considered, served or refused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SemanticHit {
+    /// Row id, for `askacme cache forget`; 0 before it is stored.
+    pub id: i64,
     pub request_id: String,
     pub created_at_ms: i64,
+    pub scope: String,
+    pub session_id: Option<String>,
     pub question: String,
     pub matched_question: String,
     pub similarity: f32,
     pub decision: String,
+    /// Why a served match was flagged as a probable wrong answer (a thumbs-down, a rephrase).
+    pub flag_reason: Option<String>,
+}
+
+/// The semantic cache's decisions and flags, for `askacme stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SemanticStats {
+    pub served: u64,
+    pub refused: u64,
+    pub flagged: u64,
+}
+
+impl SemanticStats {
+    /// Share of served matches flagged as wrong: a lower bound of the false-hit rate (not
+    /// every wrong answer gets a thumbs-down).
+    pub fn flagged_rate(&self) -> f64 {
+        self.flagged as f64 / self.served.max(1) as f64
+    }
+}
+
+/// Requests of one cache outcome (`exact`, `semantic`, `miss`, `bypass`, or `none` for
+/// requests the cache was not asked about), for `askacme stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOutcome {
+    pub cache: String,
+    pub requests: u64,
+    pub cost_micro_usd: u64,
+    pub saved_micro_usd: u64,
+}
+
+/// Which near matches to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitFilter {
+    All,
+    Flagged,
 }
 
 impl Database {
@@ -107,6 +146,21 @@ impl Database {
                 })
             })
             .collect()
+    }
+
+    /// Whether `question` is still an entry of `scope` (`askacme cache forget` may have removed
+    /// it while a server held it in memory).
+    pub async fn semantic_entry_exists(
+        &self,
+        scope: &str,
+        question: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM semantic_entries WHERE scope = ? AND question = ?")
+            .bind(scope)
+            .bind(question)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     pub async fn add_semantic_entry(
@@ -131,11 +185,13 @@ impl Database {
 
     pub async fn record_semantic_hit(&self, hit: &SemanticHit) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO semantic_hits (request_id, created_at_ms, question, matched_question, \
-             similarity, decision) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO semantic_hits (request_id, created_at_ms, scope, session_id, question, \
+             matched_question, similarity, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&hit.request_id)
         .bind(hit.created_at_ms)
+        .bind(&hit.scope)
+        .bind(&hit.session_id)
         .bind(&hit.question)
         .bind(&hit.matched_question)
         .bind(hit.similarity)
@@ -146,22 +202,155 @@ impl Database {
     }
 
     /// The most recent near matches, newest first.
-    pub async fn semantic_hits(&self, limit: u32) -> Result<Vec<SemanticHit>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM semantic_hits ORDER BY created_at_ms DESC LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+    pub async fn semantic_hits(
+        &self,
+        filter: HitFilter,
+        limit: u32,
+    ) -> Result<Vec<SemanticHit>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rowid AS id, * FROM semantic_hits WHERE ? = 0 OR flagged_at_ms IS NOT NULL \
+             ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
+        )
+        .bind(filter == HitFilter::Flagged)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(semantic_hit).collect()
+    }
+
+    pub async fn semantic_hit(&self, id: i64) -> Result<Option<SemanticHit>, StoreError> {
+        let row = sqlx::query("SELECT rowid AS id, * FROM semantic_hits WHERE rowid = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
             .await?;
+        row.as_ref().map(semantic_hit).transpose()
+    }
+
+    /// The last match served in `session_id` since `since_ms`, if any.
+    pub async fn last_served_in_session(
+        &self,
+        session_id: &str,
+        since_ms: i64,
+    ) -> Result<Option<SemanticHit>, StoreError> {
+        let row = sqlx::query(
+            "SELECT rowid AS id, * FROM semantic_hits WHERE session_id = ? AND created_at_ms >= ? \
+             AND decision = 'served' ORDER BY created_at_ms DESC, rowid DESC LIMIT 1",
+        )
+        .bind(session_id)
+        .bind(since_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(semantic_hit).transpose()
+    }
+
+    /// Flags the served match of `request_id` (or the hit `id`) as a probable wrong answer;
+    /// returns whether there was one to flag. The first reason is kept.
+    pub async fn flag_semantic_hit(
+        &self,
+        request_id: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE semantic_hits SET flagged_at_ms = ?, flag_reason = ? WHERE request_id = ? \
+             AND decision = 'served' AND flagged_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(reason)
+        .bind(request_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes the cached question that hit `id` matched, so it is never served again to a
+    /// similar question (its exact-cache entry still answers the identical question). Returns
+    /// the hit, or `None` when there is no such hit.
+    pub async fn forget_semantic_match(&self, id: i64) -> Result<Option<SemanticHit>, StoreError> {
+        let Some(hit) = self.semantic_hit(id).await? else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM semantic_entries WHERE scope = ? AND question = ?")
+            .bind(&hit.scope)
+            .bind(&hit.matched_question)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(hit))
+    }
+
+    pub async fn cache_outcomes(&self) -> Result<Vec<CacheOutcome>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(cache, 'none') AS outcome, COUNT(*) AS requests, \
+             COALESCE(SUM(cost_micro_usd), 0) AS cost, COALESCE(SUM(saved_micro_usd), 0) AS saved \
+             FROM requests GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
-                Ok(SemanticHit {
-                    request_id: row.try_get("request_id")?,
-                    created_at_ms: row.try_get("created_at_ms")?,
-                    question: row.try_get("question")?,
-                    matched_question: row.try_get("matched_question")?,
-                    similarity: row.try_get("similarity")?,
-                    decision: row.try_get("decision")?,
+                Ok(CacheOutcome {
+                    cache: row.try_get("outcome")?,
+                    requests: super::get_u64(row, "requests")?,
+                    cost_micro_usd: super::get_u64(row, "cost")?,
+                    saved_micro_usd: super::get_u64(row, "saved")?,
                 })
             })
             .collect()
     }
+
+    pub async fn semantic_stats(&self) -> Result<SemanticStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE decision = 'served') AS served, \
+             COUNT(*) FILTER (WHERE decision <> 'served') AS refused, \
+             COUNT(*) FILTER (WHERE flagged_at_ms IS NOT NULL) AS flagged FROM semantic_hits",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SemanticStats {
+            served: super::get_u64(&row, "served")?,
+            refused: super::get_u64(&row, "refused")?,
+            flagged: super::get_u64(&row, "flagged")?,
+        })
+    }
+
+    pub async fn record_feedback(&self, feedback: &Feedback) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO feedback (request_id, created_at_ms, rating, comment, escalated) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&feedback.request_id)
+        .bind(feedback.created_at_ms)
+        .bind(if feedback.helpful { "up" } else { "down" })
+        .bind(&feedback.comment)
+        .bind(feedback.escalated)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A rating of one answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    pub request_id: String,
+    pub created_at_ms: i64,
+    /// Thumbs up (`true`) or down.
+    pub helpful: bool,
+    pub comment: Option<String>,
+    pub escalated: bool,
+}
+
+fn semantic_hit(row: &sqlx::sqlite::SqliteRow) -> Result<SemanticHit, StoreError> {
+    Ok(SemanticHit {
+        id: row.try_get("id")?,
+        request_id: row.try_get("request_id")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        scope: row.try_get("scope")?,
+        session_id: row.try_get("session_id")?,
+        question: row.try_get("question")?,
+        matched_question: row.try_get("matched_question")?,
+        similarity: row.try_get("similarity")?,
+        decision: row.try_get("decision")?,
+        flag_reason: row.try_get("flag_reason")?,
+    })
 }

@@ -4,7 +4,9 @@
 mod cache;
 mod keys;
 
-pub use cache::{CacheRow, SemanticEntry, SemanticHit};
+pub use cache::{
+    CacheOutcome, CacheRow, Feedback, HitFilter, SemanticEntry, SemanticHit, SemanticStats,
+};
 pub use keys::{BudgetHold, KeyRecord, NewKey};
 
 use std::str::FromStr;
@@ -28,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_response_cache.sql")),
     (6, include_str!("../../migrations/0006_semantic_cache.sql")),
     (7, include_str!("../../migrations/0007_hardening.sql")),
+    (
+        8,
+        include_str!("../../migrations/0008_semantic_monitoring.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,53 @@
+//! Production signals: people's ratings of answers (`POST /v1/feedback`). A thumbs-down on an
+//! answer the semantic cache served from another question flags that match, so bad matches
+//! surface in `askacme cache hits --semantic --flagged` and in the false-hit estimate of
+//! `askacme stats`.
+
+use crate::gateway::log::RequestLog;
+use crate::store::{Feedback, StoreError, now_ms};
+
+/// Longest comment kept.
+pub const MAX_COMMENT_CHARS: usize = 4000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedbackError {
+    #[error("no request with id `{0}`")]
+    UnknownRequest(String),
+    #[error("the comment is longer than {MAX_COMMENT_CHARS} characters")]
+    CommentTooLong,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What recording a rating did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Recorded {
+    /// The rated answer was a semantic match, now flagged as a probable wrong answer.
+    pub flagged_semantic_match: bool,
+}
+
+/// Stores a rating of the answer to `feedback.request_id`, which must be a request this
+/// gateway logged.
+pub async fn record(log: &RequestLog, feedback: Feedback) -> Result<Recorded, FeedbackError> {
+    if feedback
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+    {
+        return Err(FeedbackError::CommentTooLong);
+    }
+    // The answer's row may still be queued: rating it right away must still find it.
+    log.flush().await;
+    let db = log.database();
+    if db.request(&feedback.request_id).await?.is_none() {
+        return Err(FeedbackError::UnknownRequest(feedback.request_id));
+    }
+    db.record_feedback(&feedback).await?;
+    let flagged_semantic_match = !feedback.helpful
+        && db
+            .flag_semantic_hit(&feedback.request_id, "thumbs down", now_ms())
+            .await?;
+    Ok(Recorded {
+        flagged_semantic_match,
+    })
+}
