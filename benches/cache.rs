@@ -202,13 +202,13 @@ async fn semantic_lookup() {
         let semantic = SemanticCache::new(db.clone(), 0.75, guard());
         let query = unit();
         let t = Instant::now();
-        semantic.lookup(&probe(&scope, &query)).await;
+        semantic.lookup(&probe(&scope, &query), None).await;
         let first = t.elapsed().as_secs_f64() * 1000.0;
         let mut searches = Vec::new();
         for _ in 0..100 {
             let query = unit();
             let t = Instant::now();
-            semantic.lookup(&probe(&scope, &query)).await;
+            semantic.lookup(&probe(&scope, &query), None).await;
             searches.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         searches.sort_by(f64::total_cmp);
@@ -242,7 +242,7 @@ async fn guard_on_test_split() {
     let set = PairSet::load(&repo("evals/semantic/test.toml")).unwrap();
     let embedder = GatewayEmbedder::new(state.gateway.clone(), "embed");
     let ctx = RequestContext::new(new_request_id(), "bench");
-    let scored = semantic::score(&set.pairs, &embedder, &guard(), &ctx)
+    let scored = semantic::score(&set.pairs, &embedder, &guard(), None, &ctx)
         .await
         .unwrap();
     println!(

@@ -119,6 +119,10 @@ enum EvalCommand {
         /// Also list every pair the cache would get wrong, with the guard's reason.
         #[arg(long)]
         misjudged: bool,
+        /// Put the matches the guard cannot settle by words alone to this model
+        /// [default: cache.semantic_verify_model].
+        #[arg(long)]
+        verify_model: Option<String>,
     },
 }
 
@@ -293,8 +297,18 @@ fn run() -> Result<()> {
                     files,
                     threshold,
                     misjudged,
+                    verify_model,
                 },
-        } => runtime.block_on(eval_pairs(&config, &files, threshold, misjudged)),
+        } => {
+            let verify_model = verify_model.unwrap_or(config.cache.semantic_verify_model.clone());
+            runtime.block_on(eval_pairs(
+                &config,
+                &files,
+                threshold,
+                misjudged,
+                &verify_model,
+            ))
+        }
     }
 }
 
@@ -303,18 +317,24 @@ async fn eval_pairs(
     files: &[PathBuf],
     threshold: Option<f32>,
     misjudged: bool,
+    verify_model: &str,
 ) -> Result<()> {
     use askacme::cache::guard::{Guard, Lexicon};
+    use askacme::cache::semantic::Verifier;
     use askacme::eval::semantic::{self, PairSet};
+    use askacme::pipeline::verify::ModelVerifier;
 
     let set = PairSet::load_all(files).map_err(anyhow::Error::msg)?;
     let state = AppState::from_config(config).await?;
     let embedder = GatewayEmbedder::new(state.gateway.clone(), config.kb.embedding_model.clone());
     let guard = Guard::new(Lexicon::shared(&config.cache.semantic_lexicon));
     let ctx = RequestContext::new(askacme::gateway::new_request_id(), "eval.pairs");
-    let scored = semantic::score(&set.pairs, &embedder, &guard, &ctx).await?;
-    state.gateway.request_log().flush().await;
     let threshold = threshold.unwrap_or(config.cache.semantic_threshold);
+    let verifier = (!verify_model.is_empty())
+        .then(|| ModelVerifier::new(state.gateway.clone(), verify_model.to_owned()));
+    let verifier = verifier.as_ref().map(|v| (v as &dyn Verifier, threshold));
+    let scored = semantic::score(&set.pairs, &embedder, &guard, verifier, &ctx).await?;
+    state.gateway.request_log().flush().await;
     if misjudged {
         for s in scored.iter().filter(|s| {
             let served = s.served(threshold, true);
@@ -339,13 +359,24 @@ async fn eval_pairs(
     println!("{} pairs at threshold {threshold:.2}\n", scored.len());
     println!("{}", semantic::family_table(&scored, threshold));
     println!("{}", semantic::threshold_table(&scored));
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let (p50, p95, max) = semantic::guard_latency(&scored);
     println!(
         "guard latency per pair: p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms",
-        p50.as_secs_f64() * 1000.0,
-        p95.as_secs_f64() * 1000.0,
-        max.as_secs_f64() * 1000.0
+        ms(p50),
+        ms(p95),
+        ms(max)
     );
+    let verified = scored.iter().filter(|s| s.verify_time.is_some()).count();
+    if verified > 0 {
+        let (p50, p95, max) = semantic::verify_latency(&scored);
+        println!(
+            "verifier ({verify_model}) asked about {verified} pairs: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            ms(p50),
+            ms(p95),
+            ms(max)
+        );
+    }
     Ok(())
 }
 

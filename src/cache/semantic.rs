@@ -35,6 +35,15 @@ pub enum Lookup {
     },
 }
 
+/// A second opinion on a match the guard could not settle by words alone (a substituted word,
+/// another question word; see `Difference::needs_judgement`): do the two questions ask for the
+/// same information? `None` when it cannot tell, which counts as no. Handed in by the caller
+/// for each lookup (the cache is below the gateway and cannot call a model itself).
+#[async_trait::async_trait]
+pub trait Verifier: Send + Sync {
+    async fn same_question(&self, a: &str, b: &str) -> Option<bool>;
+}
+
 /// One question looked up.
 #[derive(Debug, Clone, Copy)]
 pub struct Probe<'a> {
@@ -100,7 +109,7 @@ impl SemanticCache {
 
     /// The best match for the probe's question in its scope, judged by the threshold and the
     /// guard, and recorded when it reached the threshold.
-    pub async fn lookup(&self, probe: &Probe<'_>) -> Lookup {
+    pub async fn lookup(&self, probe: &Probe<'_>, verifier: Option<&dyn Verifier>) -> Lookup {
         let Probe {
             scope,
             question,
@@ -112,7 +121,14 @@ impl SemanticCache {
         let Some((entry, similarity)) = best.filter(|(_, s)| *s >= self.threshold) else {
             return Lookup::None;
         };
-        let difference = self.guard.difference(question, &entry.question);
+        let mut difference = self.guard.difference(question, &entry.question);
+        if let (Some(d), Some(verifier)) = (&difference, verifier)
+            && d.needs_judgement()
+            && verifier.same_question(question, &entry.question).await == Some(true)
+        {
+            tracing::debug!(question, matched = entry.question, guard = %d, "verifier: the same question");
+            difference = None;
+        }
         // A match forgotten (`askacme cache forget`) by another process is gone from the
         // database before it is gone from this one's memory.
         if difference.is_none() && !self.still_cached(scope, &entry.question).await {

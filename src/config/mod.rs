@@ -83,6 +83,9 @@ pub struct CacheConfig {
     /// The WordNet database the guard reads (`wordnet-base`'s directory). Missing, the guard
     /// matches only forms of the same words: stricter, never looser.
     pub semantic_lexicon: PathBuf,
+    /// A model (alias or deployment) asked, with a one-word yes/no prompt, about matches the
+    /// guard cannot settle by words alone; empty: none, such matches are refused.
+    pub semantic_verify_model: String,
 }
 
 /// Where Debian's `wordnet-base` puts the WordNet 3.0 database.
@@ -442,6 +445,12 @@ impl Config {
         check_range("kb.candidates", self.kb.candidates, 1..=10_000)?;
         check_range("kb.rrf_k", self.kb.rrf_k, 1.0..=10_000.0)?;
         self.check_model("kb.embedding_model", &self.kb.embedding_model)?;
+        if !self.cache.semantic_verify_model.is_empty() {
+            self.check_model(
+                "cache.semantic_verify_model",
+                &self.cache.semantic_verify_model,
+            )?;
+        }
         if !self.prompts.active.contains_key(&self.assistant.prompt) {
             return Err(ConfigError::invalid(
                 "assistant.prompt",
@@ -805,6 +814,10 @@ mod tests {
             ("[kb]\nrerank = \"llm\"", "kb.rerank"),
             ("[kb]\nrerank_candidates = 2", "kb.rerank_candidates"),
             ("[kb]\nembedding_model = \"nope\"", "kb.embedding_model"),
+            (
+                "[cache]\nsemantic_verify_model = \"nope\"",
+                "cache.semantic_verify_model",
+            ),
             ("[assistant]\nprompt = \"nope\"", "assistant.prompt"),
             (
                 "[assistant]\nmin_confidence = 2.0",

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::guard::{Difference, Guard};
+use crate::cache::semantic::Verifier;
 use crate::gateway::{GatewayError, RequestContext};
 use crate::kb::embed::TextEmbedder;
 use crate::models::embedder::cosine;
@@ -103,6 +104,8 @@ pub struct Scored {
     pub difference: Option<Difference>,
     /// How long the guard took.
     pub guard_time: Duration,
+    /// How long the verifier took, when it was asked.
+    pub verify_time: Option<Duration>,
 }
 
 impl Scored {
@@ -112,33 +115,51 @@ impl Scored {
     }
 }
 
-/// Embeds both questions of every pair (in batches) and runs the guard on each.
+/// Embeds both questions of every pair (in batches) and runs the guard on each, and the
+/// verifier, when there is one, on those above `verify_from` similarity that the guard could not
+/// settle by words alone (as the cache would).
 pub async fn score(
     pairs: &[Pair],
     embedder: &dyn TextEmbedder,
     guard: &Guard,
+    verifier: Option<(&dyn Verifier, f32)>,
     ctx: &RequestContext,
 ) -> Result<Vec<Scored>, GatewayError> {
     const BATCH: usize = 64;
     let mut scored = Vec::with_capacity(pairs.len());
-    for chunk in pairs.chunks(BATCH / 2) {
+    for (n, chunk) in pairs.chunks(BATCH / 2).enumerate() {
         let texts = chunk
             .iter()
             .flat_map(|p| [p.a.clone(), p.b.clone()])
             .collect();
-        let vectors = embedder.embed(texts, ctx).await?;
+        // Each batch is a logged request of its own.
+        let batch = ctx.child(&format!("embed-{n}"), ctx.endpoint);
+        let vectors = embedder.embed(texts, &batch).await?;
         for (pair, two) in chunk.iter().zip(vectors.chunks(2)) {
+            let similarity = two
+                .first()
+                .zip(two.get(1))
+                .map_or(0.0, |(a, b)| cosine(a, b));
             let started = Instant::now();
-            let difference = guard.difference(&pair.a, &pair.b);
+            let mut difference = guard.difference(&pair.a, &pair.b);
             let guard_time = started.elapsed();
+            let mut verify_time = None;
+            if let (Some(d), Some((verifier, from))) = (&difference, verifier)
+                && d.needs_judgement()
+                && similarity >= from
+            {
+                let started = Instant::now();
+                if verifier.same_question(&pair.a, &pair.b).await == Some(true) {
+                    difference = None;
+                }
+                verify_time = Some(started.elapsed());
+            }
             scored.push(Scored {
                 pair: pair.clone(),
-                similarity: two
-                    .first()
-                    .zip(two.get(1))
-                    .map_or(0.0, |(a, b)| cosine(a, b)),
+                similarity,
                 difference,
                 guard_time,
+                verify_time,
             });
         }
     }
@@ -223,7 +244,15 @@ pub fn threshold_table(scored: &[Scored]) -> String {
 
 /// The guard's time per pair: (p50, p95, max).
 pub fn guard_latency(scored: &[Scored]) -> (Duration, Duration, Duration) {
-    let mut times: Vec<Duration> = scored.iter().map(|s| s.guard_time).collect();
+    latency(scored.iter().map(|s| s.guard_time).collect())
+}
+
+/// The verifier's time per call, over the pairs it was asked about: (p50, p95, max).
+pub fn verify_latency(scored: &[Scored]) -> (Duration, Duration, Duration) {
+    latency(scored.iter().filter_map(|s| s.verify_time).collect())
+}
+
+fn latency(mut times: Vec<Duration>) -> (Duration, Duration, Duration) {
     times.sort_unstable();
     let at = |q: f64| {
         times

@@ -12,6 +12,7 @@ pub mod grounding;
 pub mod retrieve;
 pub mod route;
 pub mod safety;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::cache::guard::{Guard, Lexicon};
-use crate::cache::semantic::{Lookup, Probe, SemanticCache};
+use crate::cache::semantic::{Lookup, Probe, SemanticCache, Verifier};
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{AssistantConfig, Category, Config};
 use crate::gateway::GatewayError;
@@ -33,6 +34,7 @@ use crate::store::{Database, SemanticEntry, now_ms};
 use answer::{AnswerError, Generation};
 use classify::Classifier;
 use retrieve::Scope;
+use verify::ModelVerifier;
 
 /// How long a snippet of a source is, in characters.
 const SNIPPET_CHARS: usize = 240;
@@ -205,6 +207,8 @@ pub struct Assistant {
     cache: Arc<ResponseCache>,
     /// `None` when `cache.semantic` (or the cache) is off.
     semantic: Option<SemanticCache>,
+    /// `None` unless `cache.semantic_verify_model` names one.
+    verifier: Option<ModelVerifier>,
     /// Hash of every setting that shapes an answer, part of each cache key: a changed route,
     /// threshold or retrieval setting retires the cached answers.
     fingerprint: String,
@@ -251,9 +255,13 @@ impl Assistant {
         } else {
             None
         };
+        let verifier = (!config.cache.semantic_verify_model.is_empty()).then(|| {
+            ModelVerifier::new(gateway.clone(), config.cache.semantic_verify_model.clone())
+        });
         Ok(Self {
             cache: gateway.cache().clone(),
             semantic,
+            verifier,
             db,
             fingerprint,
             gateway,
@@ -369,14 +377,18 @@ impl Assistant {
         prepared: &Prepared,
         ctx: &RequestContext,
     ) -> Option<AskResponse> {
+        let verifier = self.verifier.as_ref().map(|v| v.within(ctx));
         let lookup = semantic
-            .lookup(&Probe {
-                scope,
-                question: &prepared.question,
-                vector: &prepared.vector,
-                request_id: &ctx.request_id,
-                session_id: ctx.session_id.as_deref(),
-            })
+            .lookup(
+                &Probe {
+                    scope,
+                    question: &prepared.question,
+                    vector: &prepared.vector,
+                    request_id: &ctx.request_id,
+                    session_id: ctx.session_id.as_deref(),
+                },
+                verifier.as_ref().map(|v| v as &dyn Verifier),
+            )
             .await;
         let Lookup::Served {
             answer_key,

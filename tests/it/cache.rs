@@ -386,7 +386,7 @@ async fn the_guard_serves_at_most_one_percent_of_held_out_near_misses() {
     let embedder = GatewayEmbedder::new(app.state.gateway.clone(), "embed");
     let guard = Guard::new(Lexicon::shared(&config.cache.semantic_lexicon));
     let ctx = RequestContext::new("semantic-pairs", "test");
-    let scored = semantic::score(&set.pairs, &embedder, &guard, &ctx)
+    let scored = semantic::score(&set.pairs, &embedder, &guard, None, &ctx)
         .await
         .unwrap();
     let threshold = config.cache.semantic_threshold;

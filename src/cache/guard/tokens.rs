@@ -381,15 +381,20 @@ mod tests {
         assert_eq!(
             texts,
             [
-                "do", "n't", "i", "get", "$1,500", "for", "my", "manager", "full", "time", "email",
-                "2", "weeks"
+                "do", "n't", "i", "get", "$1,500", "dollar", "for", "my", "manager", "full",
+                "time", "email", "2", "weeks"
             ]
         );
         assert_eq!(tokens[1].1, Kind::Negation);
         assert_eq!(tokens[2].1, Kind::Asker);
-        assert_eq!(tokens[3].1, Kind::Be);
-        assert_eq!(tokens[4].1, Kind::Number("1.500".replace('.', "")));
-        assert_eq!(tokens[7].1, Kind::Content);
+        assert_eq!(tokens[3].1, Kind::Content);
+        assert_eq!(tokens[4].1, Kind::Number("1500".into()));
+        assert_eq!(tokens[5].1, Kind::Content);
+        assert_eq!(tokens[8].1, Kind::Content);
+        assert_eq!(kinds("dont")[1].1, Kind::Negation);
+        assert_eq!(kinds("whats")[0].1, Kind::QuestionWord("what"));
+        assert_eq!(kinds("IT")[0].1, Kind::Content, "an acronym, not `it`");
+        assert_eq!(kinds("have to")[0].1, Kind::Obligation);
         assert_eq!(kinds("two")[0].1, Kind::Number("2".into()));
         assert_eq!(kinds("Whom")[0].1, Kind::QuestionWord("who"));
         assert_eq!(kinds("from")[0].1, Kind::Direction("from"));
