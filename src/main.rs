@@ -327,7 +327,14 @@ async fn eval_pairs(
     let set = PairSet::load_all(files).map_err(anyhow::Error::msg)?;
     let state = AppState::from_config(config).await?;
     let embedder = GatewayEmbedder::new(state.gateway.clone(), config.kb.embedding_model.clone());
-    let guard = Guard::new(Lexicon::shared(&config.cache.semantic_lexicon));
+    let lexicon = Lexicon::shared(&config.cache.semantic_lexicon);
+    if lexicon.is_empty() {
+        bail!(
+            "no WordNet lexicon in {} (cache.semantic_lexicon): install wordnet-base",
+            config.cache.semantic_lexicon.display()
+        );
+    }
+    let guard = Guard::new(lexicon);
     let ctx = RequestContext::new(askacme::gateway::new_request_id(), "eval.pairs");
     let threshold = threshold.unwrap_or(config.cache.semantic_threshold);
     let verifier = (!verify_model.is_empty())

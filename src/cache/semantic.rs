@@ -12,7 +12,8 @@ use std::sync::Mutex;
 
 use std::sync::Arc;
 
-use super::guard::{self, Guard};
+use super::guard::{self, Guard, Lexicon};
+use crate::config::CacheConfig;
 use crate::models::embedder::cosine;
 use crate::store::{Database, SemanticEntry, SemanticHit, now_ms};
 
@@ -67,6 +68,32 @@ pub struct SemanticCache {
 }
 
 impl SemanticCache {
+    /// The semantic cache `config` asks for, or `None`: when it is off, or when the guard's
+    /// lexicon cannot be read. Without WordNet the guard cannot tell a verb from a noun, so it
+    /// cannot check roles or voice; uncertain means miss, so no semantic match is served at
+    /// all (exact caching is unaffected).
+    pub async fn from_config(db: &Database, config: &CacheConfig) -> Option<Self> {
+        if !config.enabled || !config.semantic {
+            return None;
+        }
+        let dir = config.semantic_lexicon.clone();
+        let lexicon = tokio::task::spawn_blocking(move || Lexicon::shared(&dir))
+            .await
+            .ok()?;
+        if lexicon.is_empty() {
+            tracing::warn!(
+                lexicon = %config.semantic_lexicon.display(),
+                "no WordNet lexicon (install wordnet-base): the semantic cache is off"
+            );
+            return None;
+        }
+        Some(Self::new(
+            db.clone(),
+            config.semantic_threshold,
+            Arc::new(Guard::new(lexicon)),
+        ))
+    }
+
     pub fn new(db: Database, threshold: f32, guard: Arc<Guard>) -> Self {
         Self {
             db,
@@ -208,5 +235,26 @@ impl SemanticCache {
             entries.retain(|e| e.question != entry.question);
             entries.push(entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_its_lexicon_the_semantic_cache_is_off() {
+        let dir = std::env::temp_dir().join(format!("askacme-semantic-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Database::open(&format!("sqlite://{}", dir.join("db.sqlite").display()))
+            .await
+            .unwrap();
+        let mut config = crate::config::Config::load(None).unwrap().cache;
+        assert!(SemanticCache::from_config(&db, &config).await.is_some());
+        config.semantic_lexicon = dir.join("no-wordnet-here");
+        assert!(SemanticCache::from_config(&db, &config).await.is_none());
+        config.semantic_lexicon = crate::config::DEFAULT_LEXICON.into();
+        config.semantic = false;
+        assert!(SemanticCache::from_config(&db, &config).await.is_none());
     }
 }

@@ -80,8 +80,8 @@ pub struct CacheConfig {
     pub semantic: bool,
     /// Cosine similarity of the two questions' embeddings at which the guard is consulted.
     pub semantic_threshold: f32,
-    /// The WordNet database the guard reads (`wordnet-base`'s directory). Missing, the guard
-    /// matches only forms of the same words: stricter, never looser.
+    /// The WordNet database the guard reads (`wordnet-base`'s directory). Missing, the
+    /// semantic cache is off: without it the guard cannot check roles or voice.
     pub semantic_lexicon: PathBuf,
     /// A model (alias or deployment) asked, with a one-word yes/no prompt, about matches the
     /// guard cannot settle by words alone; empty: none, such matches are refused.

@@ -20,7 +20,6 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::cache::guard::{Guard, Lexicon};
 use crate::cache::semantic::{Lookup, Probe, SemanticCache, Verifier};
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{AssistantConfig, Category, Config};
@@ -242,19 +241,7 @@ impl Assistant {
             "{:?}|{:?}|{:?}",
             config.assistant, config.kb, config.classifier
         )]);
-        let semantic = if config.cache.enabled && config.cache.semantic {
-            let lexicon = config.cache.semantic_lexicon.clone();
-            let lexicon = tokio::task::spawn_blocking(move || Lexicon::shared(&lexicon))
-                .await
-                .unwrap_or_else(|_| Arc::new(Lexicon::empty()));
-            Some(SemanticCache::new(
-                db.clone(),
-                config.cache.semantic_threshold,
-                Arc::new(Guard::new(lexicon)),
-            ))
-        } else {
-            None
-        };
+        let semantic = SemanticCache::from_config(&db, &config.cache).await;
         let verifier = (!config.cache.semantic_verify_model.is_empty()).then(|| {
             ModelVerifier::new(gateway.clone(), config.cache.semantic_verify_model.clone())
         });

@@ -112,9 +112,14 @@ pub struct Lexicon {
 }
 
 impl Lexicon {
-    /// No lexicon: only identical words and regular inflections match. Stricter, never looser.
+    /// No lexicon (what `shared` falls back to): `is_empty` says so, and the semantic cache
+    /// turns itself off.
     pub fn empty() -> Self {
         Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senses.is_empty()
     }
 
     /// The lexicon in `dir`, read once per process (it is immutable, ~30 MB of text to parse)
@@ -128,7 +133,7 @@ impl Lexicon {
             .entry(dir.to_owned())
             .or_insert_with(|| {
                 Arc::new(Self::load(dir).unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "the semantic cache's guard has no lexicon: only forms of the same words match");
+                    tracing::warn!(error = %e, "the semantic cache's guard has no lexicon");
                     Self::empty()
                 }))
             })
