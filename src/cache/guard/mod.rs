@@ -357,27 +357,28 @@ impl Parsed {
     /// Whether an action or a direction stands between token indices `x` and `y`: then the
     /// two are in different roles, not one noun phrase ("guest wifi password").
     fn separated(&self, x: usize, y: usize) -> bool {
-        let (from, to) = (x.min(y), x.max(y));
-        self.tokens[from + 1..to].iter().any(|t| match t.kind {
+        (x.min(y) + 1..x.max(y)).any(|t| match self.tokens[t].kind {
             Kind::Direction(_) => true,
             Kind::Content => self
-                .content
-                .iter()
-                .position(|&c| std::ptr::eq(&self.tokens[c], t))
+                .content_position(t)
                 .is_some_and(|i| self.classes[i] == WordClass::Verb),
             _ => false,
         })
     }
 
+    /// The position in `content` of the content word at token index `t`.
+    fn content_position(&self, t: usize) -> Option<usize> {
+        self.content.binary_search(&t).ok()
+    }
+
     /// The participant acting as the subject of the verb at content position `i`: the
     /// nearest participant (or the asker) before it with only grammar in between.
     fn subject_of(&self, i: usize) -> Option<Participant> {
-        let at = self.content[i];
-        for t in (0..at).rev() {
+        for t in (0..self.content[i]).rev() {
             match self.tokens[t].kind {
                 Kind::Asker => return Some(Participant::Asker),
                 Kind::Content => {
-                    let c = self.content.iter().position(|&c| c == t)?;
+                    let c = self.content_position(t)?;
                     return self.is_participant(c).then_some(Participant::Word(c));
                 }
                 Kind::Neutral | Kind::Be | Kind::Obligation | Kind::Negation => {}
