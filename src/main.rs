@@ -434,13 +434,17 @@ async fn cache_hits(config: &Config, semantic: bool, flagged: bool, limit: u32) 
 
 async fn forget_match(config: &Config, id: i64) -> Result<()> {
     let db = askacme::store::Database::open(&config.storage.database_url).await?;
-    let Some(hit) = db.forget_semantic_match(id).await? else {
-        bail!("no semantic match with id {id}: see `askacme cache hits --semantic`");
-    };
-    println!(
-        "forgot \"{}\": it is no longer served to similar questions",
-        hit.matched_question
-    );
+    match db.forget_semantic_match(id).await? {
+        None => bail!("no semantic match with id {id}: see `askacme cache hits --semantic`"),
+        Some((hit, true)) => println!(
+            "forgot \"{}\": it is no longer served to similar questions",
+            hit.matched_question
+        ),
+        Some((hit, false)) => println!(
+            "\"{}\" is not in the semantic cache (already forgotten, or its scope retired)",
+            hit.matched_question
+        ),
+    }
     Ok(())
 }
 

@@ -8,11 +8,10 @@
 //! millisecond).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use super::guard::{self, Guard, Lexicon};
+use super::guard::{self, Difference, Guard, Lexicon};
 use crate::config::CacheConfig;
 use crate::models::embedder::cosine;
 use crate::store::{Database, SemanticEntry, SemanticHit, now_ms};
@@ -43,6 +42,46 @@ pub enum Lookup {
 #[async_trait::async_trait]
 pub trait Verifier: Send + Sync {
     async fn same_question(&self, a: &str, b: &str) -> Option<bool>;
+}
+
+/// What `judge` decided about two questions.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// Why they are different questions; `None`: the same, serve it.
+    pub difference: Option<Difference>,
+    /// How long the guard took.
+    pub guard_time: Duration,
+    /// How long the verifier took, when it was asked.
+    pub verify_time: Option<Duration>,
+}
+
+/// The one decision on a candidate, for the cache and for `askacme eval pairs` alike: the
+/// guard, then the verifier (when there is one) on what words alone cannot settle.
+pub async fn judge(
+    guard: &Guard,
+    verifier: Option<&dyn Verifier>,
+    question: &str,
+    candidate: &str,
+) -> Judgement {
+    let started = Instant::now();
+    let mut difference = guard.difference(question, candidate);
+    let guard_time = started.elapsed();
+    let mut verify_time = None;
+    if let (Some(d), Some(verifier)) = (&difference, verifier)
+        && d.needs_judgement()
+    {
+        let started = Instant::now();
+        if verifier.same_question(question, candidate).await == Some(true) {
+            tracing::debug!(question, candidate, guard = %d, "verifier: the same question");
+            difference = None;
+        }
+        verify_time = Some(started.elapsed());
+    }
+    Judgement {
+        difference,
+        guard_time,
+        verify_time,
+    }
 }
 
 /// One question looked up.
@@ -148,14 +187,9 @@ impl SemanticCache {
         let Some((entry, similarity)) = best.filter(|(_, s)| *s >= self.threshold) else {
             return Lookup::None;
         };
-        let mut difference = self.guard.difference(question, &entry.question);
-        if let (Some(d), Some(verifier)) = (&difference, verifier)
-            && d.needs_judgement()
-            && verifier.same_question(question, &entry.question).await == Some(true)
-        {
-            tracing::debug!(question, matched = entry.question, guard = %d, "verifier: the same question");
-            difference = None;
-        }
+        let difference = judge(&self.guard, verifier, question, &entry.question)
+            .await
+            .difference;
         // A match forgotten (`askacme cache forget`) by another process is gone from the
         // database before it is gone from this one's memory.
         if difference.is_none() && !self.still_cached(scope, &entry.question).await {

@@ -3,6 +3,7 @@
 //! surface in `askacme cache hits --semantic --flagged` and in the false-hit estimate of
 //! `askacme stats`.
 
+use crate::gateway::Caller;
 use crate::gateway::log::RequestLog;
 use crate::store::{Feedback, StoreError, now_ms};
 
@@ -20,15 +21,20 @@ pub enum FeedbackError {
 }
 
 /// What recording a rating did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
     /// The rated answer was a semantic match, now flagged as a probable wrong answer.
     pub flagged_semantic_match: bool,
 }
 
 /// Stores a rating of the answer to `feedback.request_id`, which must be a request this
-/// gateway logged.
-pub async fn record(log: &RequestLog, feedback: Feedback) -> Result<Recorded, FeedbackError> {
+/// gateway logged for `caller`: a key rates only its own requests (another key's request is
+/// "unknown", so ids cannot be probed); the master key and an open gateway rate any.
+pub async fn record(
+    log: &RequestLog,
+    caller: &Caller,
+    feedback: Feedback,
+) -> Result<Recorded, FeedbackError> {
     if feedback
         .comment
         .as_ref()
@@ -39,7 +45,12 @@ pub async fn record(log: &RequestLog, feedback: Feedback) -> Result<Recorded, Fe
     // The answer's row may still be queued: rating it right away must still find it.
     log.flush().await;
     let db = log.database();
-    if db.request(&feedback.request_id).await?.is_none() {
+    let owned = match (db.request(&feedback.request_id).await?, caller) {
+        (None, _) => false,
+        (Some(_), Caller::Open | Caller::Master) => true,
+        (Some(request), Caller::Key(key)) => request.key_id.as_deref() == Some(key.id.as_str()),
+    };
+    if !owned {
         return Err(FeedbackError::UnknownRequest(feedback.request_id));
     }
     db.record_feedback(&feedback).await?;

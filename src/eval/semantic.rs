@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cache::guard::{Difference, Guard};
-use crate::cache::semantic::Verifier;
+use crate::cache::semantic::{Verifier, judge};
 use crate::gateway::{GatewayError, RequestContext};
 use crate::kb::embed::TextEmbedder;
 use crate::models::embedder::cosine;
@@ -140,26 +140,17 @@ pub async fn score(
                 .first()
                 .zip(two.get(1))
                 .map_or(0.0, |(a, b)| cosine(a, b));
-            let started = Instant::now();
-            let mut difference = guard.difference(&pair.a, &pair.b);
-            let guard_time = started.elapsed();
-            let mut verify_time = None;
-            if let (Some(d), Some((verifier, from))) = (&difference, verifier)
-                && d.needs_judgement()
-                && similarity >= from
-            {
-                let started = Instant::now();
-                if verifier.same_question(&pair.a, &pair.b).await == Some(true) {
-                    difference = None;
-                }
-                verify_time = Some(started.elapsed());
-            }
+            // As the cache would: the verifier is asked only about candidates it would see.
+            let verifier = verifier
+                .filter(|(_, from)| similarity >= *from)
+                .map(|(v, _)| v);
+            let judgement = judge(guard, verifier, &pair.a, &pair.b).await;
             scored.push(Scored {
                 pair: pair.clone(),
                 similarity,
-                difference,
-                guard_time,
-                verify_time,
+                difference: judgement.difference,
+                guard_time: judgement.guard_time,
+                verify_time: judgement.verify_time,
             });
         }
     }

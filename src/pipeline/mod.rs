@@ -385,7 +385,13 @@ impl Assistant {
         else {
             return None;
         };
-        let hit = self.cache.get(&answer_key).await?;
+        let Some(hit) = self.cache.get(&answer_key).await else {
+            // The answer left the exact cache (TTL) since the question was: it was not served.
+            if let Err(e) = self.db.unserve_semantic_hit(&ctx.request_id).await {
+                tracing::warn!(error = %e, "cannot correct a semantic cache decision");
+            }
+            return None;
+        };
         let answer = serde_json::from_str::<AskResponse>(&hit.body).ok()?;
         let hit = CachedAnswer {
             status: CacheStatus::Semantic,
@@ -414,7 +420,7 @@ impl Assistant {
             .embedder
             .embed(
                 vec![served.question.clone()],
-                &ctx.child("embed", ctx.endpoint),
+                &ctx.child("rephrase-embed", ctx.endpoint),
             )
             .await;
         let Some(previous) = embedded.ok().and_then(|mut v| v.pop()) else {

@@ -1,12 +1,13 @@
 //! `POST /v1/feedback`: `{request_id, rating: "up"|"down", comment?, escalated?}`.
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::{AppState, JsonBody};
 use crate::eval::feedback;
+use crate::gateway::Caller;
 use crate::store::{Feedback, now_ms};
 
 #[derive(Debug, Deserialize)]
@@ -29,6 +30,7 @@ enum Rating {
 
 pub async fn feedback(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<FeedbackRequest>,
 ) -> Response {
     let rating = Feedback {
@@ -39,7 +41,7 @@ pub async fn feedback(
         escalated: request.escalated,
     };
     let request_id = rating.request_id.clone();
-    match feedback::record(state.gateway.request_log(), rating).await {
+    match feedback::record(state.gateway.request_log(), &caller, rating).await {
         Ok(recorded) => Json(serde_json::json!({
             "request_id": request_id,
             "recorded": true,

@@ -111,8 +111,8 @@ impl SemanticStats {
     }
 }
 
-/// Requests of one cache outcome (`exact`, `semantic`, `miss`, `bypass`, or `none` for
-/// requests the cache was not asked about), for `askacme stats`.
+/// Requests of one cache outcome (`exact`, `semantic`, `miss`, `bypass`, or `not asked` for
+/// rows the cache is not consulted for, such as a question's embedding), for `askacme stats`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheOutcome {
     pub cache: String,
@@ -208,8 +208,8 @@ impl Database {
         limit: u32,
     ) -> Result<Vec<SemanticHit>, StoreError> {
         let rows = sqlx::query(
-            "SELECT rowid AS id, * FROM semantic_hits WHERE ? = 0 OR flagged_at_ms IS NOT NULL \
-             ORDER BY created_at_ms DESC, rowid DESC LIMIT ?",
+            "SELECT * FROM semantic_hits WHERE ? = 0 OR flagged_at_ms IS NOT NULL \
+             ORDER BY created_at_ms DESC, id DESC LIMIT ?",
         )
         .bind(filter == HitFilter::Flagged)
         .bind(i64::from(limit))
@@ -219,7 +219,7 @@ impl Database {
     }
 
     pub async fn semantic_hit(&self, id: i64) -> Result<Option<SemanticHit>, StoreError> {
-        let row = sqlx::query("SELECT rowid AS id, * FROM semantic_hits WHERE rowid = ?")
+        let row = sqlx::query("SELECT * FROM semantic_hits WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -233,8 +233,8 @@ impl Database {
         since_ms: i64,
     ) -> Result<Option<SemanticHit>, StoreError> {
         let row = sqlx::query(
-            "SELECT rowid AS id, * FROM semantic_hits WHERE session_id = ? AND created_at_ms >= ? \
-             AND decision = 'served' ORDER BY created_at_ms DESC, rowid DESC LIMIT 1",
+            "SELECT * FROM semantic_hits WHERE session_id = ? AND created_at_ms >= ? \
+             AND decision = 'served' ORDER BY created_at_ms DESC, id DESC LIMIT 1",
         )
         .bind(session_id)
         .bind(since_ms)
@@ -243,8 +243,8 @@ impl Database {
         row.as_ref().map(semantic_hit).transpose()
     }
 
-    /// Flags the served match of `request_id` (or the hit `id`) as a probable wrong answer;
-    /// returns whether there was one to flag. The first reason is kept.
+    /// Flags the served match of `request_id` as a probable wrong answer; returns whether there
+    /// was one to flag. The first reason is kept.
     pub async fn flag_semantic_hit(
         &self,
         request_id: &str,
@@ -263,24 +263,40 @@ impl Database {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Removes the cached question that hit `id` matched, so it is never served again to a
-    /// similar question (its exact-cache entry still answers the identical question). Returns
-    /// the hit, or `None` when there is no such hit.
-    pub async fn forget_semantic_match(&self, id: i64) -> Result<Option<SemanticHit>, StoreError> {
+    /// Removes the cached question that hit `id` matched from the semantic cache (its
+    /// exact-cache entry still answers the identical question). Returns the hit and whether
+    /// an entry was removed (not when it was already gone), or `None` when there is no such hit.
+    pub async fn forget_semantic_match(
+        &self,
+        id: i64,
+    ) -> Result<Option<(SemanticHit, bool)>, StoreError> {
         let Some(hit) = self.semantic_hit(id).await? else {
             return Ok(None);
         };
-        sqlx::query("DELETE FROM semantic_entries WHERE scope = ? AND question = ?")
+        let done = sqlx::query("DELETE FROM semantic_entries WHERE scope = ? AND question = ?")
             .bind(&hit.scope)
             .bind(&hit.matched_question)
             .execute(&self.pool)
             .await?;
-        Ok(Some(hit))
+        Ok(Some((hit, done.rows_affected() > 0)))
+    }
+
+    /// A match recorded as served whose answer had left the exact cache by the time it was
+    /// fetched: it was not served after all.
+    pub async fn unserve_semantic_hit(&self, request_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE semantic_hits SET decision = 'answer expired' WHERE request_id = ? \
+             AND decision = 'served'",
+        )
+        .bind(request_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn cache_outcomes(&self) -> Result<Vec<CacheOutcome>, StoreError> {
         let rows = sqlx::query(
-            "SELECT COALESCE(cache, 'none') AS outcome, COUNT(*) AS requests, \
+            "SELECT COALESCE(cache, 'not asked') AS outcome, COUNT(*) AS requests, \
              COALESCE(SUM(cost_micro_usd), 0) AS cost, COALESCE(SUM(saved_micro_usd), 0) AS saved \
              FROM requests GROUP BY outcome ORDER BY outcome",
         )

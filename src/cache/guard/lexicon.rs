@@ -126,9 +126,10 @@ impl Lexicon {
     /// and shared; empty, with a warning, when it cannot be read.
     pub fn shared(dir: &Path) -> Arc<Self> {
         static LOADED: Mutex<BTreeMap<PathBuf, Arc<Lexicon>>> = Mutex::new(BTreeMap::new());
-        let Ok(mut loaded) = LOADED.lock() else {
-            return Arc::new(Self::empty());
-        };
+        // Loading cannot panic; should a lock ever be poisoned, the map is still sound.
+        let mut loaded = LOADED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         loaded
             .entry(dir.to_owned())
             .or_insert_with(|| {
@@ -236,6 +237,26 @@ impl Lexicon {
     /// Whether `word` has a sense as a verb.
     pub fn can_be_verb(&self, word: &str) -> bool {
         !self.lemmas_of(Pos::Verb, word).is_empty()
+    }
+
+    /// Whether `word` is an inflected form of a verb other than its `-s` and `-ing` forms
+    /// (`approved`, `paid`, `taken`): a participle, when it follows a form of `be`.
+    pub fn is_participle(&self, word: &str) -> bool {
+        !word.ends_with("ing")
+            && !word.ends_with('s')
+            && self.lemmas_of(Pos::Verb, word).iter().any(|l| l != word)
+    }
+
+    /// `"er"` or `"est"` when `word` is an adjective's comparative or superlative (`longer`,
+    /// `latest`), as WordNet's rules and exceptions make it.
+    pub fn degree(&self, word: &str) -> Option<&'static str> {
+        let inflected = self
+            .lemmas_of(Pos::Adjective, word)
+            .iter()
+            .any(|l| l != word);
+        ["est", "er"]
+            .into_iter()
+            .find(|suffix| inflected && word.ends_with(suffix))
     }
 
     /// Whether `phrase` ("sign up", "pay back") is a WordNet lemma.
@@ -349,12 +370,12 @@ fn read_data(
             ) else {
                 break;
             };
-            if !matches!(*symbol, "+" | "\\") || words_at.len() != 4 {
+            if !matches!(*symbol, "+" | "\\") {
                 continue;
             }
-            let (Ok(source), Ok(target_word)) = (
-                usize::from_str_radix(&words_at[..2], 16),
-                usize::from_str_radix(&words_at[2..], 16),
+            let (Some(Ok(source)), Some(Ok(target_word))) = (
+                words_at.get(..2).map(|h| usize::from_str_radix(h, 16)),
+                words_at.get(2..).map(|h| usize::from_str_radix(h, 16)),
             ) else {
                 continue;
             };

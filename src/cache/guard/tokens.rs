@@ -19,7 +19,7 @@ pub enum Kind {
     Direction(&'static str),
     /// The asker: `I`, `me`, `my`, `we`, `our`… A participant, but matched with itself only.
     Asker,
-    /// A form of `be` or `get` (passive voice is one followed by a participle).
+    /// A form of `be` (with one of `get`, passive voice is one followed by a participle).
     Be,
     /// `must`, `need`, `required`, `have to`: an obligation, which "can I" does not ask about.
     Obligation,
@@ -198,8 +198,9 @@ const CARDINALS: &[(&str, &str)] = &[
 ];
 
 /// The question's words in order, classified. Contractions are expanded (`don't` → `do` +
-/// negation, `manager's` → `manager`), hyphenated words split (`full-time` → `full`, `time`)
-/// unless `join` knows the joined word (`e-mail` → `email`).
+/// negation, `what's` → `what` + `is`, `manager's` → `manager`), hyphenated words split
+/// (`full-time` → `full`, `time`) unless the lexicon (`known`) knows the word (`part-time`,
+/// `e-mail` → `email`).
 pub fn tokenize(text: &str, known: impl Fn(&str) -> bool) -> Vec<Token> {
     let text = text.replace(['\u{2019}', '\u{2018}'], "'");
     let mut tokens: Vec<Token> = Vec::new();
@@ -212,7 +213,7 @@ pub fn tokenize(text: &str, known: impl Fn(&str) -> bool) -> Vec<Token> {
             });
             continue;
         }
-        let (word, negated) = expand_contraction(&raw.to_lowercase(), &known);
+        let Expanded { word, negated, be } = expand_contraction(&raw.to_lowercase(), &known);
         if word.chars().any(|c| c.is_ascii_digit()) {
             tokens.push(classify(&word));
             tokens.extend(
@@ -248,12 +249,19 @@ pub fn tokenize(text: &str, known: impl Fn(&str) -> bool) -> Vec<Token> {
                 kind: Kind::Negation,
             });
         }
+        if be {
+            tokens.push(Token {
+                text: "is".into(),
+                kind: Kind::Be,
+            });
+        }
     }
     tokens
 }
 
-/// Runs of letters, digits, apostrophes and hyphens; `.` and `,` inside numbers (`1,000.50`),
-/// and `$`, `%`, `/` are kept with the number they belong to (`$5`, `20%`, `24/7`).
+/// Runs of letters, digits, apostrophes and hyphens; `.`, `,`, `/` and `:` inside numbers
+/// (`1,000.50`, `24/7`, `9:30`), and `$`, `€`, `£`, `%`, `#` next to one (`$5`, `20%`, `#4521`)
+/// are kept with it.
 fn split_words(text: &str) -> Vec<&str> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut words = Vec::new();
@@ -268,7 +276,7 @@ fn split_words(text: &str) -> Vec<&str> {
             || c == '\''
             || c == '-'
             || (matches!(c, '.' | ',' | '/' | ':') && digit_around(-1) && digit_around(1))
-            || (matches!(c, '$' | '%' | '#') && (digit_around(1) || digit_around(-1)));
+            || (matches!(c, '$' | '€' | '£' | '%' | '#') && (digit_around(1) || digit_around(-1)));
         match (inside, start) {
             (true, None) => start = Some(at),
             (false, Some(s)) => {
@@ -288,26 +296,60 @@ fn split_words(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// `don't` → (`do`, negated), `can't` → (`can`, negated), `manager's` → `manager`, `I'm` → `i`;
-/// typed without the apostrophe too (`dont`, `whats`, `im`) when the word is not one itself.
-fn expand_contraction(word: &str, known: &impl Fn(&str) -> bool) -> (String, bool) {
+/// A number as compared: `250,000` = `250000`, `$5` = `5` (the unit is a word of its own),
+/// `W-2` = `w2`; but `1-2` (a range) stays apart from `12`.
+fn normalized_number(word: &str) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    let digit = |i: Option<usize>| {
+        i.and_then(|i| chars.get(i))
+            .is_some_and(char::is_ascii_digit)
+    };
+    chars
+        .iter()
+        .enumerate()
+        .filter(|&(i, c)| match c {
+            ',' | '$' | '€' | '£' | '%' | '#' => false,
+            '-' => digit(i.checked_sub(1)) && digit(Some(i + 1)),
+            _ => true,
+        })
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// A word with its contraction undone: `don't` → `do` + negation, `what's` → `what` + `is`,
+/// `manager's` → `manager` (possessive), `I'm` → `i` + `am`; typed without the apostrophe too
+/// (`dont`, `whats`, `im`) when the word is not one itself.
+struct Expanded {
+    word: String,
+    negated: bool,
+    /// A form of `be` was contracted into it.
+    be: bool,
+}
+
+fn expand_contraction(word: &str, known: &impl Fn(&str) -> bool) -> Expanded {
+    let expanded = |word: &str, negated, be| Expanded {
+        word: word.to_owned(),
+        negated,
+        be,
+    };
     // `cant` and `wont` are words too, but hardly ever in a question.
     match word {
-        "cant" => return ("can".to_owned(), true),
-        "wont" => return ("will".to_owned(), true),
+        "cant" | "cannot" => return expanded("can", true, false),
+        "wont" => return expanded("will", true, false),
         _ => {}
     }
-    if !word.contains('\'') && !known(word) {
+    let apostrophe = word.contains('\'');
+    if !apostrophe && !known(word) {
         if let Some(stem) = word.strip_suffix("nt")
-            && let Some(aux) = NEGATABLE.iter().find(|a| **a == stem)
+            && NEGATABLE.contains(&stem)
         {
-            return ((*aux).to_owned(), true);
+            return expanded(stem, true, false);
         }
         for suffix in ["s", "m", "re"] {
             if let Some(stem) = word.strip_suffix(suffix)
                 && CONTRACTED.contains(&stem)
             {
-                return (stem.to_owned(), false);
+                return expanded(stem, false, true);
             }
         }
     }
@@ -318,26 +360,22 @@ fn expand_contraction(word: &str, known: &impl Fn(&str) -> bool) -> (String, boo
             "sha" => "shall",
             other => other,
         };
-        return (stem.to_owned(), true);
+        return expanded(stem, true, false);
     }
-    if word == "cannot" {
-        return ("can".to_owned(), true);
-    }
-    for suffix in ["'s", "'re", "'ve", "'ll", "'d", "'m"] {
+    for suffix in ["'s", "'re", "'m", "'ve", "'ll", "'d"] {
         if let Some(stem) = word.strip_suffix(suffix) {
-            return (stem.to_owned(), false);
+            // `'s` after a noun is a possessive; after `what`, `it`, `there`… it is `is`.
+            let be =
+                matches!(suffix, "'re" | "'m") || (suffix == "'s" && CONTRACTED.contains(&stem));
+            return expanded(stem, false, be);
         }
     }
-    (word.replace('\'', ""), false)
+    expanded(&word.replace('\'', ""), false, false)
 }
 
 fn classify(word: &str) -> Token {
     let kind = if word.chars().any(|c| c.is_ascii_digit()) {
-        Kind::Number(
-            word.chars()
-                .filter(|c| !matches!(c, ',' | '$' | '#' | '-'))
-                .collect(),
-        )
+        Kind::Number(normalized_number(word))
     } else if let Some((_, digits)) = CARDINALS.iter().find(|(w, _)| *w == word) {
         Kind::Number((*digits).to_owned())
     } else if NEGATIONS.contains(&word) {
@@ -393,6 +431,10 @@ mod tests {
         assert_eq!(tokens[8].1, Kind::Content);
         assert_eq!(kinds("dont")[1].1, Kind::Negation);
         assert_eq!(kinds("whats")[0].1, Kind::QuestionWord("what"));
+        assert_eq!(kinds("who's")[1].1, Kind::Be);
+        assert_eq!(kinds("manager's").len(), 1, "a possessive is no `is`");
+        assert_eq!(kinds("1-2")[0].1, Kind::Number("1-2".into()));
+        assert_eq!(kinds("W-2")[0].1, Kind::Number("w2".into()));
         assert_eq!(kinds("IT")[0].1, Kind::Content, "an acronym, not `it`");
         assert_eq!(kinds("have to")[0].1, Kind::Obligation);
         assert_eq!(kinds("two")[0].1, Kind::Number("2".into()));
