@@ -501,3 +501,33 @@ async fn metrics_are_protected_when_auth_is_on() {
     let open = App::spawn(&format!("server.metrics_auth = \"none\"\n{}", config(addr))).await;
     assert_eq!(get(&open, None).await.unwrap().status(), 200);
 }
+
+/// With `[auth]` on, a key rates only its own answers: another key's request id is unknown to
+/// it (404, so ids cannot be probed); the master key rates any.
+#[tokio::test]
+async fn feedback_is_taken_only_from_the_key_that_asked() {
+    let (_fake, addr) = Fake::spawn().await;
+    let app = App::spawn(&config(addr)).await;
+    let (owner, other) = (
+        create_key(&app, None, None, None).await,
+        create_key(&app, None, None, None).await,
+    );
+    let asked = send(&app.http, &app.base, Some(&owner), &chat("paid")).await;
+    assert_eq!(asked.status(), 200);
+    let request_id = asked.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let rate = |key: String| {
+        let (http, base, request_id) = (app.http.clone(), app.base.clone(), request_id.clone());
+        async move {
+            http.post(format!("{base}/v1/feedback"))
+                .bearer_auth(key)
+                .json(&json!({"request_id": request_id, "rating": "up"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(rate(other).await, 404);
+    assert_eq!(rate(owner).await, 200);
+    assert_eq!(rate(MASTER.to_owned()).await, 200);
+}
