@@ -116,9 +116,13 @@ impl SemanticCache {
             return None;
         }
         let dir = config.semantic_lexicon.clone();
-        let lexicon = tokio::task::spawn_blocking(move || Lexicon::shared(&dir))
-            .await
-            .ok()?;
+        let lexicon = match tokio::task::spawn_blocking(move || Lexicon::shared(&dir)).await {
+            Ok(lexicon) => lexicon,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load the lexicon: the semantic cache is off");
+                return None;
+            }
+        };
         if lexicon.is_empty() {
             tracing::warn!(
                 lexicon = %config.semantic_lexicon.display(),
