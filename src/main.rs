@@ -434,7 +434,10 @@ async fn cache_hits(config: &Config, semantic: bool, flagged: bool, limit: u32) 
 
 async fn forget_match(config: &Config, id: i64) -> Result<()> {
     let db = askacme::store::Database::open(&config.storage.database_url).await?;
-    match db.forget_semantic_match(id).await? {
+    match db
+        .forget_semantic_match(id, askacme::store::now_ms())
+        .await?
+    {
         None => bail!("no semantic match with id {id}: see `askacme cache hits --semantic`"),
         Some((hit, true)) => println!(
             "forgot \"{}\": it is no longer served to similar questions",

@@ -169,15 +169,19 @@ impl Database {
         entry: &SemanticEntry,
         created_at_ms: i64,
     ) -> Result<(), StoreError> {
+        // A question forgotten in this scope is not offered to similar questions again.
         sqlx::query(
             "INSERT OR REPLACE INTO semantic_entries (scope, question, embedding, answer_key, \
-             created_at_ms) VALUES (?, ?, ?, ?, ?)",
+             created_at_ms) SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM \
+             semantic_forgotten WHERE scope = ? AND question = ?)",
         )
         .bind(scope)
         .bind(&entry.question)
         .bind(super::encode_vector(&entry.embedding))
         .bind(&entry.answer_key)
         .bind(created_at_ms)
+        .bind(scope)
+        .bind(&entry.question)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -263,21 +267,34 @@ impl Database {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Removes the cached question that hit `id` matched from the semantic cache (its
-    /// exact-cache entry still answers the identical question). Returns the hit and whether
-    /// an entry was removed (not when it was already gone), or `None` when there is no such hit.
+    /// Removes the cached question that hit `id` matched from its scope's semantic cache, for
+    /// good: answered again, it is not offered to similar questions (its exact-cache entry
+    /// still answers the identical question). Returns the hit and whether an entry was removed
+    /// (not when it was already gone), or `None` when there is no such hit.
     pub async fn forget_semantic_match(
         &self,
         id: i64,
+        now_ms: i64,
     ) -> Result<Option<(SemanticHit, bool)>, StoreError> {
         let Some(hit) = self.semantic_hit(id).await? else {
             return Ok(None);
         };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO semantic_forgotten (scope, question, forgotten_at_ms) \
+             VALUES (?, ?, ?)",
+        )
+        .bind(&hit.scope)
+        .bind(&hit.matched_question)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM semantic_entries WHERE scope = ? AND question = ?")
             .bind(&hit.scope)
             .bind(&hit.matched_question)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(Some((hit, done.rows_affected() > 0)))
     }
 
@@ -369,4 +386,68 @@ fn semantic_hit(row: &sqlx::sqlite::SqliteRow) -> Result<SemanticHit, StoreError
         decision: row.try_get("decision")?,
         flag_reason: row.try_get("flag_reason")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_forgotten_question_is_not_offered_to_similar_questions_again() {
+        let dir = std::env::temp_dir().join(format!("askacme-forget-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Database::open(&format!("sqlite://{}", dir.join("db.sqlite").display()))
+            .await
+            .unwrap();
+        let entry = SemanticEntry {
+            question: "How long is parental leave?".into(),
+            embedding: vec![1.0, 0.0],
+            answer_key: "key".into(),
+        };
+        db.add_semantic_entry("scope", &entry, 1).await.unwrap();
+        let hit = SemanticHit {
+            id: 0,
+            request_id: "req_1".into(),
+            created_at_ms: 2,
+            scope: "scope".into(),
+            session_id: None,
+            question: "How long is the parental leave?".into(),
+            matched_question: entry.question.clone(),
+            similarity: 0.97,
+            decision: "served".into(),
+            flag_reason: None,
+        };
+        db.record_semantic_hit(&hit).await.unwrap();
+        let id = db.semantic_hits(HitFilter::All, 1).await.unwrap()[0].id;
+        let (_, removed) = db.forget_semantic_match(id, 3).await.unwrap().unwrap();
+        assert!(removed);
+        assert!(
+            !db.semantic_entry_exists("scope", &entry.question)
+                .await
+                .unwrap()
+        );
+        // Answered anew (its exact entry expired): still not a semantic entry in that scope,
+        // but one in another scope (a new knowledge-base generation) is.
+        db.add_semantic_entry("scope", &entry, 4).await.unwrap();
+        assert!(
+            !db.semantic_entry_exists("scope", &entry.question)
+                .await
+                .unwrap()
+        );
+        db.add_semantic_entry("other", &entry, 4).await.unwrap();
+        assert!(
+            db.semantic_entry_exists("other", &entry.question)
+                .await
+                .unwrap()
+        );
+        let (_, removed) = db.forget_semantic_match(id, 5).await.unwrap().unwrap();
+        assert!(!removed, "already gone");
+        assert!(
+            db.forget_semantic_match(id + 100, 5)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
