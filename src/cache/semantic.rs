@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::guard::{self, Difference, Guard, Lexicon};
+use super::guard::{Difference, Guard, Lexicon};
 use crate::config::CacheConfig;
 use crate::models::embedder::cosine;
 use crate::store::{Database, SemanticEntry, SemanticHit, now_ms};
@@ -31,7 +31,7 @@ pub enum Lookup {
     Refused {
         matched_question: String,
         similarity: f32,
-        difference: guard::Difference,
+        difference: Difference,
     },
 }
 
