@@ -261,11 +261,16 @@ impl SemanticCache {
         }
     }
 
-    /// Remembers an answered question.
+    /// Remembers an answered question, unless it was forgotten in this scope.
     pub async fn add(&self, scope: &str, entry: SemanticEntry) {
-        if let Err(e) = self.db.add_semantic_entry(scope, &entry, now_ms()).await {
-            tracing::warn!(error = %e, "semantic cache write failed");
-            return;
+        match self.db.add_semantic_entry(scope, &entry, now_ms()).await {
+            Ok(true) => {}
+            // Forgotten (`askacme cache forget`): memory must not serve it either.
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "semantic cache write failed");
+                return;
+            }
         }
         if let Ok(mut scopes) = self.scopes.lock()
             && let Some(entries) = scopes.get_mut(scope)

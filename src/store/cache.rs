@@ -163,14 +163,16 @@ impl Database {
         Ok(row.is_some())
     }
 
+    /// Stores an answered question of `scope`; false when it was forgotten there and so not
+    /// stored.
     pub async fn add_semantic_entry(
         &self,
         scope: &str,
         entry: &SemanticEntry,
         created_at_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         // A question forgotten in this scope is not offered to similar questions again.
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT OR REPLACE INTO semantic_entries (scope, question, embedding, answer_key, \
              created_at_ms) SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM \
              semantic_forgotten WHERE scope = ? AND question = ?)",
@@ -184,7 +186,7 @@ impl Database {
         .bind(&entry.question)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn record_semantic_hit(&self, hit: &SemanticHit) -> Result<(), StoreError> {
@@ -404,7 +406,7 @@ mod tests {
             embedding: vec![1.0, 0.0],
             answer_key: "key".into(),
         };
-        db.add_semantic_entry("scope", &entry, 1).await.unwrap();
+        assert!(db.add_semantic_entry("scope", &entry, 1).await.unwrap());
         let hit = SemanticHit {
             id: 0,
             request_id: "req_1".into(),
@@ -428,13 +430,13 @@ mod tests {
         );
         // Answered anew (its exact entry expired): still not a semantic entry in that scope,
         // but one in another scope (a new knowledge-base generation) is.
-        db.add_semantic_entry("scope", &entry, 4).await.unwrap();
+        assert!(!db.add_semantic_entry("scope", &entry, 4).await.unwrap());
         assert!(
             !db.semantic_entry_exists("scope", &entry.question)
                 .await
                 .unwrap()
         );
-        db.add_semantic_entry("other", &entry, 4).await.unwrap();
+        assert!(db.add_semantic_entry("other", &entry, 4).await.unwrap());
         assert!(
             db.semantic_entry_exists("other", &entry.question)
                 .await

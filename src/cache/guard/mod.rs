@@ -122,10 +122,8 @@ impl Guard {
         }
         let a_to_b = match (self.align(&a, &b), self.align(&b, &a)) {
             (Ok(a_to_b), Ok(_)) => a_to_b,
-            (Err(Difference::Unmatched(x)), Err(Difference::Unmatched(y))) => {
-                return Some(Difference::Substituted(x, y));
-            }
-            (Err(difference), _) | (_, Err(difference)) => return Some(difference),
+            (Err(x), Err(y)) => return Some(Difference::Substituted(x, y)),
+            (Err(word), Ok(_)) | (Ok(_), Err(word)) => return Some(Difference::Unmatched(word)),
         };
         let (qa, qb) = (a.question_words(), b.question_words());
         directions(&a, &b, &a_to_b)
@@ -183,10 +181,10 @@ impl Guard {
     }
 
     /// For each content word of `from` (by position in `from.content`), the position in
-    /// `to.content` of its equivalent; the first word without one is a difference. Among
+    /// `to.content` of its equivalent; else the first word without one. Among
     /// several equivalents the next one in order is preferred, so repeated words ("from the
     /// London office to the Berlin office") align in order.
-    fn align(&self, from: &Parsed, to: &Parsed) -> Result<Vec<usize>, Difference> {
+    fn align(&self, from: &Parsed, to: &Parsed) -> Result<Vec<usize>, String> {
         let mut aligned: Vec<usize> = Vec::with_capacity(from.content.len());
         let mut consumed = false;
         for (i, &at) in from.content.iter().enumerate() {
@@ -215,7 +213,7 @@ impl Guard {
             };
             match found {
                 Some(j) => aligned.push(j),
-                None => return Err(Difference::Unmatched(word.clone())),
+                None => return Err(word.clone()),
             }
         }
         Ok(aligned)
