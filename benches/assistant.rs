@@ -201,12 +201,13 @@ async fn answers(model: &str) {
     );
     let column = |pick: fn(&StageLatency) -> f64| stages.iter().map(pick).collect::<Vec<f64>>();
     for (name, values) in [
-        ("input_check", column(|s| s.input_check)),
+        ("input_guard", column(|s| s.input_guard)),
         ("embed", column(|s| s.embed)),
         ("classify", column(|s| s.classify)),
         ("retrieve", column(|s| s.retrieve)),
         ("route", column(|s| s.route)),
         ("generate", column(|s| s.generate)),
+        ("output_guard", column(|s| s.output_guard)),
         ("grounding", column(|s| s.grounding)),
         ("citations", column(|s| s.citations)),
         ("total", totals.clone()),

@@ -13,6 +13,7 @@ pub mod models;
 pub mod pipeline;
 pub mod prompts;
 pub mod providers;
+pub mod safety;
 pub mod server;
 pub mod store;
 pub mod tasks;

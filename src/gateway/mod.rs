@@ -8,6 +8,7 @@ pub mod auto;
 pub mod cost;
 mod error;
 mod failover;
+pub mod guardrails;
 pub mod health;
 pub mod limits;
 pub mod log;
@@ -59,6 +60,9 @@ pub struct Deployment {
     /// whole-request timeout, or `LOCAL_STREAM_LIMIT`. A stream's budget hold lasts this long
     /// past the request's deadline, which only covers opening the stream.
     stream_limit: Duration,
+    /// A remote provider (OpenAI, Anthropic): guardrails redact personal data before a request
+    /// leaves for it.
+    remote: bool,
 }
 
 /// Local generations end at their token limit; this bounds how long a streamed one is assumed
@@ -111,6 +115,8 @@ pub struct RequestContext {
     pub session_id: Option<String>,
     /// The end user the caller says it acts for (`user` in the body), for the log row.
     pub user: Option<String>,
+    /// Personal values redacted from the request before it reached the gateway, for its rows.
+    pub redactions: u64,
     pub started: Instant,
 }
 
@@ -125,6 +131,7 @@ impl RequestContext {
             cache: None,
             session_id: None,
             user: None,
+            redactions: 0,
             started: Instant::now(),
         }
     }
@@ -145,6 +152,7 @@ impl RequestContext {
             cache: self.cache,
             session_id: self.session_id.clone(),
             user: self.user.clone(),
+            redactions: self.redactions,
             started: Instant::now(),
         }
     }
@@ -156,6 +164,7 @@ impl RequestContext {
             prompt_version: self.prompt_version.clone(),
             session_id: self.session_id.clone(),
             user: self.user.clone(),
+            redactions: self.redactions,
             stream,
             ..RequestRecord::new(&self.request_id, self.endpoint, model)
         }
@@ -170,6 +179,8 @@ pub struct Completion {
     /// Time spent waiting on the provider.
     pub provider_time: Duration,
     pub cache: CacheStatus,
+    /// `guardrail:output:reason` when a guardrail withheld the reply.
+    pub guardrail: Option<String>,
 }
 
 pub struct EmbeddingResult {
@@ -203,6 +214,8 @@ pub struct Gateway {
     auto: Option<auto::AutoRouter>,
     cache: Arc<ResponseCache>,
     log: RequestLog,
+    /// `None` when no `[guardrails.NAME]` is configured.
+    guardrails: Option<guardrails::Guardrails>,
 }
 
 impl Gateway {
@@ -248,11 +261,11 @@ impl Gateway {
                 let provider = providers.get(&d.provider).cloned().ok_or_else(|| {
                     GatewayError::Internal(format!("deployments.{name}.provider: unknown"))
                 })?;
-                let stream_limit = match config.providers.get(&d.provider) {
+                let (stream_limit, remote) = match config.providers.get(&d.provider) {
                     Some(ProviderConfig::Openai(remote) | ProviderConfig::Anthropic(remote)) => {
-                        Duration::from_secs(remote.timeout_secs)
+                        (Duration::from_secs(remote.timeout_secs), true)
                     }
-                    Some(ProviderConfig::Local(_)) | None => LOCAL_STREAM_LIMIT,
+                    Some(ProviderConfig::Local(_)) | None => (LOCAL_STREAM_LIMIT, false),
                 };
                 Ok((
                     name.clone(),
@@ -264,6 +277,7 @@ impl Gateway {
                         provider,
                         health: Arc::new(DeploymentHealth::new(&config.breaker, &config.router)),
                         stream_limit,
+                        remote,
                     }),
                 ))
             })
@@ -278,6 +292,8 @@ impl Gateway {
                 .then(|| auto::AutoRouter::new(config.auto.clone())),
             cache,
             log,
+            guardrails: guardrails::Guardrails::from_config(config)
+                .map_err(|e| GatewayError::Internal(e.to_string()))?,
         })
     }
 
@@ -377,6 +393,7 @@ impl Gateway {
     ) -> Result<Completion, GatewayError> {
         validate::chat_request(&request)?;
         self.check_allowed(&request.model, ctx)?;
+        let guarded = self.guard_input(&request, ctx)?;
         let cache_key = self.cache_key(&request, ctx);
         if let Some(key) = &cache_key
             && let Some((response, saved)) = self.cached_response(key).await
@@ -388,6 +405,7 @@ impl Gateway {
                 cost_micro_usd: 0,
                 provider_time: Duration::ZERO,
                 cache: CacheStatus::Exact,
+                guardrail: None,
             });
         }
         let admitted = self.admit(&mut request, ctx, false).await?;
@@ -402,14 +420,26 @@ impl Gateway {
                 Settle::OnSuccess,
                 row,
                 |deployment| {
-                    let upstream = deployment.request(&request);
+                    let upstream = self.upstream(&deployment, &request, guarded);
                     async move { deployment.provider.chat(&upstream).await }
                 },
             )
             .await;
         note_auto(row, admitted.decision.as_ref());
         row.provider_latency_ms = millis(started.elapsed());
-        let (response, deployment) = result?;
+        let (mut response, deployment) = result?;
+        let guardrail = guarded.and_then(|(guardrails, policy)| {
+            let prepared = guardrails.prepare(policy, &request, deployment.remote);
+            let verdict = policy.check_output(&request, &prepared, &mut response)?;
+            tracing::warn!(
+                guardrail = policy.name,
+                reason = verdict.reason.as_str(),
+                detail = verdict.detail,
+                "guardrail withheld a reply"
+            );
+            Some(policy.label("output", &verdict))
+        });
+        row.guard.clone_from(&guardrail);
         let usage = response.usage.unwrap_or_default();
         let cost = deployment.pricing.cost_micro_usd(&usage);
         admitted
@@ -417,6 +447,7 @@ impl Gateway {
             .book_tokens(usage.prompt_tokens + usage.completion_tokens)
             .await;
         if let Some(key) = cache_key
+            && guardrail.is_none()
             && let Ok(body) = serde_json::to_string(&response)
         {
             self.cache.put(key, "chat", body, cost);
@@ -431,6 +462,7 @@ impl Gateway {
             } else {
                 CacheStatus::Bypass
             },
+            guardrail,
         })
     }
 
@@ -452,6 +484,7 @@ impl Gateway {
         let opened = async {
             validate::chat_request(&request)?;
             self.check_allowed(&request.model, ctx)?;
+            let guarded = self.guard_input(&request, ctx)?;
             let cache_key = self.cache_key(&request, ctx);
             if let Some(key) = &cache_key
                 && let Some((response, saved)) = self.cached_response(key).await
@@ -473,7 +506,7 @@ impl Gateway {
                     Settle::ByCaller,
                     &mut row,
                     |deployment| {
-                        let upstream = deployment.request(&request);
+                        let upstream = self.upstream(&deployment, &request, guarded);
                         async move {
                             let mut chunks = deployment.provider.chat_stream(&upstream).await?;
                             // Wait for the first chunk: a stream that breaks before it can
@@ -491,7 +524,14 @@ impl Gateway {
                 )
                 .await;
             note_auto(&mut row, decision.as_ref());
-            let (chunks, deployment) = result?;
+            let (mut chunks, deployment) = result?;
+            let mut cache_key = cache_key;
+            if let Some((guardrails, policy)) = guarded {
+                let prepared = guardrails.prepare(policy, &request, deployment.remote);
+                chunks = policy.clone().guard_stream(&request, prepared, chunks);
+                // A guarded stream may end withheld; only plain replies are cached.
+                cache_key = None;
+            }
             Ok(Opened::Upstream {
                 chunks,
                 deployment,
@@ -673,6 +713,45 @@ impl Gateway {
 
     /// The caller's model allow-list, for the name asked for (before the cache: a key may not
     /// read answers of a model it may not call).
+    /// The guardrail policy that applies to the request, after its input checks passed.
+    fn guard_input(
+        &self,
+        request: &ChatRequest,
+        ctx: &RequestContext,
+    ) -> Result<Option<(&guardrails::Guardrails, &Arc<guardrails::Policy>)>, GatewayError> {
+        let Some(guardrails) = &self.guardrails else {
+            return Ok(None);
+        };
+        let key_name = match &ctx.caller {
+            Caller::Key(key) => Some(key.name.as_str()),
+            Caller::Open | Caller::Master => None,
+        };
+        let Some(policy) = guardrails.policy(&request.model, key_name) else {
+            return Ok(None);
+        };
+        guardrails.check_input(policy, request)?;
+        Ok(Some((guardrails, policy)))
+    }
+
+    /// The request as `deployment` receives it: its own model name, and the guardrail's canary
+    /// and redactions when one applies.
+    fn upstream(
+        &self,
+        deployment: &Deployment,
+        request: &ChatRequest,
+        guarded: Option<(&guardrails::Guardrails, &Arc<guardrails::Policy>)>,
+    ) -> ChatRequest {
+        let upstream = deployment.request(request);
+        match guarded {
+            Some((guardrails, policy)) => {
+                guardrails
+                    .prepare(policy, &upstream, deployment.remote)
+                    .request
+            }
+            None => upstream,
+        }
+    }
+
     fn check_allowed(&self, model: &str, ctx: &RequestContext) -> Result<(), GatewayError> {
         if ctx.configured_model {
             return Ok(());
@@ -948,4 +1027,12 @@ fn fail_row(row: &mut RequestRecord, error: &GatewayError) {
     row.status = RequestStatus::Error;
     row.http_status = error.http_status();
     row.error = Some(error.to_string());
+    if let GatewayError::ContentFilter {
+        guardrail,
+        stage,
+        verdict,
+    } = error
+    {
+        row.guard = Some(format!("{guardrail}:{stage}:{}", verdict.reason.as_str()));
+    }
 }

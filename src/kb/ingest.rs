@@ -303,6 +303,8 @@ fn prepare(
             .map(|(i, c)| ChunkRecord {
                 ordinal: i as u32,
                 heading_path: c.heading_path.join(" > "),
+                flagged: crate::safety::injection::instructions_in_document(&c.text)
+                    .map(|reason| reason.as_str().to_owned()),
                 text: c.text,
                 span: c.span,
                 embedding: Vec::new(),

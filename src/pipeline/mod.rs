@@ -1,8 +1,9 @@
 //! The assistant: `Assistant::handle` takes a question through every stage, top to bottom:
-//! input check → embed → classify → retrieve → route → generate (through the gateway; with a
-//! cascade, a failing cheap answer is asked again of the strong tier) → grounding → citations
-//! → answer. Each stage is a module with one entry point, runs in its own tracing
-//! span, and reports its latency in the answer.
+//! input guard (length, rules, personal data, then the learned detector on the embedding) →
+//! classify → cache (exact, then semantic) → retrieve → route → generate (through the gateway;
+//! with a cascade, a failing cheap answer is asked again of the strong tier) → output guard
+//! (leaks, personal data, policy, grounding per cited source) → citations → cache put →
+//! answer. Each stage runs in its own tracing span and reports its latency in the answer.
 
 pub mod answer;
 pub mod cascade;
@@ -14,6 +15,7 @@ pub mod route;
 pub mod safety;
 pub mod verify;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,16 +24,18 @@ use tracing::Instrument;
 
 use crate::cache::semantic::{Lookup, Probe, SemanticCache, Verifier};
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
-use crate::config::{AssistantConfig, Category, Config};
+use crate::config::{AssistantConfig, Category, Config, SafetyConfig};
 use crate::gateway::GatewayError;
 use crate::gateway::{Gateway, RequestContext};
 use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::models::embedder::cosine;
 use crate::prompts::{PromptError, Registry};
+use crate::safety::learned::InjectionHead;
+use crate::safety::{InputGuard, OutputGuard, Reason, Redaction, SafetyError, Shown, Verdict};
 use crate::store::{Database, SemanticEntry, now_ms};
 use answer::{AnswerError, Generation};
-use classify::Classifier;
+use classify::{Classification, Classifier};
 use retrieve::Scope;
 use verify::ModelVerifier;
 
@@ -50,6 +54,8 @@ pub enum AskError {
     Search(#[from] SearchError),
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    #[error(transparent)]
+    Safety(#[from] SafetyError),
 }
 
 impl From<AnswerError> for AskError {
@@ -79,15 +85,6 @@ struct CachedAnswer {
     status: CacheStatus,
     saved_micro_usd: u64,
     matched: Option<CacheMatch>,
-}
-
-/// The question after the input check, and its embedding.
-struct Prepared {
-    question: String,
-    vector: Vec<f32>,
-    stages: StageLatency,
-    /// When the last finished stage ended.
-    clock: Instant,
 }
 
 /// `POST /v1/ask`'s body.
@@ -121,8 +118,51 @@ impl AskRequest {
 pub enum Status {
     /// An answer grounded in the returned sources.
     Success,
-    /// The knowledge base does not hold the answer (retrieval too weak, or the model said so).
+    /// The knowledge base does not hold the answer (retrieval too weak, the model said so, or
+    /// the answer stated what its sources do not).
     NoAnswer,
+    /// The input guard refused the question (`filter` says why).
+    Filtered,
+    /// The output guard refused the answer (`filter` says why).
+    OutputFiltered,
+}
+
+/// Which guard refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardStage {
+    Input,
+    Output,
+}
+
+impl GuardStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardStage::Input => "input",
+            GuardStage::Output => "output",
+        }
+    }
+}
+
+/// `/v1/ask`'s `filter`: which guard refused, why, and the detail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Filter {
+    pub stage: GuardStage,
+    pub reason: Reason,
+    pub detail: String,
+    /// 1.0 for a rule; the detector's probability for the learned one.
+    pub score: f32,
+}
+
+impl Filter {
+    fn new(stage: GuardStage, verdict: Verdict) -> Self {
+        Self {
+            stage,
+            reason: verdict.reason,
+            detail: verdict.detail,
+            score: verdict.score,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,12 +192,13 @@ pub struct AskUsage {
 /// Milliseconds spent in each stage; 0 for a stage that did not run.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct StageLatency {
-    pub input_check: f64,
+    pub input_guard: f64,
     pub embed: f64,
     pub classify: f64,
     pub retrieve: f64,
     pub route: f64,
     pub generate: f64,
+    pub output_guard: f64,
     pub grounding: f64,
     pub citations: f64,
 }
@@ -186,12 +227,53 @@ pub struct AskResponse {
     /// For a semantic hit: the earlier question whose answer this is, and how similar it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_match: Option<CacheMatch>,
+    /// Set when a guard refused (`status` `filtered` or `output_filtered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
     pub usage: AskUsage,
     pub cost_micro_usd: u64,
     pub cost_usd: f64,
     pub latency_ms: f64,
     pub stage_latency_ms: StageLatency,
     pub request_id: String,
+}
+
+impl AskResponse {
+    /// `no_answer` with nothing spent: where every answer starts.
+    fn unanswered(
+        prompt: &crate::prompts::Prompt,
+        classification: &Classification,
+        ctx: &RequestContext,
+    ) -> Self {
+        Self {
+            answer: answer::NO_INFORMATION.to_owned(),
+            status: Status::NoAnswer,
+            sources: Vec::new(),
+            category: classification.category,
+            department: classification.department.clone(),
+            collection: None,
+            retrieval_confidence: 0.0,
+            ungrounded: Vec::new(),
+            model: None,
+            escalation: None,
+            deployment: None,
+            prompt_version: prompt.id(),
+            cache: CacheStatus::Miss,
+            cache_match: None,
+            filter: None,
+            usage: AskUsage::default(),
+            cost_micro_usd: 0,
+            cost_usd: 0.0,
+            latency_ms: 0.0,
+            stage_latency_ms: StageLatency::default(),
+            request_id: ctx.request_id.clone(),
+        }
+    }
+
+    fn with_filter(mut self, stage: GuardStage, verdict: Verdict) -> Self {
+        self.filter = Some(Filter::new(stage, verdict));
+        self
+    }
 }
 
 pub struct Assistant {
@@ -208,9 +290,49 @@ pub struct Assistant {
     semantic: Option<SemanticCache>,
     /// `None` unless `cache.semantic_verify_model` names one.
     verifier: Option<ModelVerifier>,
+    input_guard: InputGuard,
+    output_guard: OutputGuard,
+    safety: SafetyConfig,
+    /// A random token in the system prompt (empty when `safety.canary` is off): an answer that
+    /// repeats it has leaked the instructions.
+    canary: String,
     /// Hash of every setting that shapes an answer, part of each cache key: a changed route,
     /// threshold or retrieval setting retires the cached answers.
     fingerprint: String,
+}
+
+/// A question on its way through the stages: the text they see (personal data redacted), its
+/// embedding, the map back to the user's own values, and the stage clock.
+struct Turn {
+    question: String,
+    vector: Vec<f32>,
+    redaction: Redaction,
+    stages: StageLatency,
+    /// When the last finished stage ended.
+    clock: Instant,
+}
+
+impl Turn {
+    /// Ends a stage: its latency goes in `slot`.
+    fn lap(&mut self, slot: fn(&mut StageLatency) -> &mut f64) {
+        *slot(&mut self.stages) = self.clock.elapsed().as_secs_f64() * 1000.0;
+        self.clock = Instant::now();
+    }
+
+    /// The answer as the user sees it: their redacted values put back.
+    fn shown(&self, mut response: AskResponse) -> AskResponse {
+        if !self.redaction.is_empty() {
+            response.answer = self.redaction.restore(&response.answer);
+        }
+        response
+    }
+}
+
+/// Where a question's answer may be cached: the scope similar questions share, and the exact
+/// key. `None` when the request may not use the cache.
+struct CacheSlot {
+    scope: String,
+    key: String,
 }
 
 impl Assistant {
@@ -236,15 +358,27 @@ impl Assistant {
                 candidates: config.kb.candidates,
                 rrf_k: config.kb.rrf_k,
             },
+            config.safety.quarantine_flagged,
         );
         let fingerprint = cache::ask_key(&[&format!(
-            "{:?}|{:?}|{:?}",
-            config.assistant, config.kb, config.classifier
+            "{:?}|{:?}|{:?}|{:?}",
+            config.assistant, config.kb, config.classifier, config.safety
         )]);
         let semantic = SemanticCache::from_config(&db, &config.cache).await;
         let verifier = (!config.cache.semantic_verify_model.is_empty()).then(|| {
             ModelVerifier::new(gateway.clone(), config.cache.semantic_verify_model.clone())
         });
+        let head = if config.safety.injection {
+            InjectionHead::load(Path::new(&config.safety.learned_head))?
+        } else {
+            None
+        };
+        if head.is_none() && config.safety.injection {
+            tracing::info!(
+                path = config.safety.learned_head,
+                "no learned injection detector (run `askacme safety train`): the input guard's rules run alone"
+            );
+        }
         Ok(Self {
             cache: gateway.cache().clone(),
             semantic,
@@ -262,6 +396,17 @@ impl Assistant {
                 rerank: config.kb.rerank,
                 rerank_candidates: config.kb.rerank_candidates,
             },
+            input_guard: InputGuard::new(head)?,
+            output_guard: OutputGuard::new(
+                &config.safety.banned_patterns,
+                config.safety.leak_overlap_words,
+            )?,
+            canary: if config.safety.canary {
+                format!("ac-{:016x}", fastrand::u64(..))
+            } else {
+                String::new()
+            },
+            safety: config.safety.clone(),
         })
     }
 
@@ -269,18 +414,14 @@ impl Assistant {
         &self.retriever
     }
 
-    /// Answers a question: from the response cache when the same question was answered with
-    /// the same prompt version, knowledge-base generation and settings, else through the
-    /// pipeline (and the answer is cached).
+    /// Answers a question, stage by stage: input guard → classify → cache (exact, then
+    /// semantic) → retrieve → route → generate → output guard → cache put.
     pub async fn handle(
         &self,
         request: AskRequest,
         ctx: &RequestContext,
     ) -> Result<AskResponse, AskError> {
         let prompt = self.prompts.active(&self.config.prompt)?;
-        let cacheable = self
-            .cache
-            .applies(prompt.temperature == 0.0, request.cache.or(ctx.cache));
         // Every log row of this question (embedding, re-rank, answer) names the prompt version,
         // the conversation and the user.
         let ctx = &RequestContext {
@@ -290,24 +431,209 @@ impl Assistant {
             user: request.user.clone(),
             ..ctx.clone()
         };
-        // What an answer depends on besides the question: only the same scope can match.
-        let scope = if cacheable {
-            let generation = self.db.kb_generation().await.map_err(SearchError::from)?;
-            Some(cache::ask_key(&[
-                &prompt.id(),
-                &generation.to_string(),
-                request.collection.as_deref().unwrap_or(""),
-                &self.fingerprint,
-            ]))
-        } else {
-            None
+        let mut turn = match self.guard_input(&request, ctx).await? {
+            Ok(turn) => turn,
+            Err((verdict, stages)) => return Ok(self.refuse(verdict, stages, prompt, ctx)),
         };
-        let key = scope.as_ref().map(|scope| {
-            let question = request.question.split_whitespace().collect::<Vec<_>>();
-            cache::ask_key(&[scope, &question.join(" ").to_lowercase()])
-        });
-        if let Some(key) = &key
-            && let Some(hit) = self.cache.get(key).await
+        let ctx = &RequestContext {
+            redactions: turn.redaction.len() as u64,
+            ..ctx.clone()
+        };
+
+        let classification = {
+            let _span = tracing::debug_span!("classify").entered();
+            self.classifier.classify(&turn.question, &turn.vector)
+        };
+        turn.lap(|s| &mut s.classify);
+
+        let slot = self.cache_slot(&request, prompt, &turn, ctx).await?;
+        if let Some(answer) = self.cached(slot.as_ref(), &request, &turn, ctx).await {
+            return Ok(turn.shown(answer));
+        }
+
+        let mut response = AskResponse::unanswered(prompt, &classification, ctx);
+        response.cache = if slot.is_some() {
+            CacheStatus::Miss
+        } else {
+            CacheStatus::Bypass
+        };
+        let retrieved = self
+            .retrieve(&request, &classification, &mut turn, ctx)
+            .await?;
+        response.collection.clone_from(&retrieved.collection);
+        response.retrieval_confidence = retrieved.retrieval.confidence;
+        let hits = retrieved.retrieval.hits;
+        if hits.is_empty() || retrieved.retrieval.confidence < self.config.min_confidence {
+            tracing::debug!(
+                confidence = retrieved.retrieval.confidence,
+                "below min_confidence: no model call"
+            );
+            return Ok(turn.shown(finish(response, turn.stages, ctx)));
+        }
+
+        let model = {
+            let _span = tracing::debug_span!("route").entered();
+            route::model_for(&self.config.routes, classification.category, &prompt.model)
+        };
+        turn.lap(|s| &mut s.route);
+
+        let shown = shown_passages(&hits);
+        let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+        let text = self
+            .generate(
+                model,
+                prompt,
+                &classification,
+                &hits,
+                &shown,
+                &mut turn,
+                &mut response,
+                ctx,
+            )
+            .await?;
+        self.guard_output(&text, &hits, &shown, prompt, &mut turn, &mut response, ctx);
+
+        let response = finish(response, turn.stages, ctx);
+        if let Some(slot) = slot {
+            self.cache_put(slot, &turn, &response).await;
+        }
+        Ok(turn.shown(response))
+    }
+
+    /// The input guard: length, the rules, personal data, then (needing the embedding) the
+    /// learned detector. `Err` carries the block.
+    async fn guard_input(
+        &self,
+        request: &AskRequest,
+        ctx: &RequestContext,
+    ) -> Result<Result<Turn, (Verdict, StageLatency)>, AskError> {
+        let mut turn = Turn {
+            question: String::new(),
+            vector: Vec::new(),
+            redaction: Redaction::new(),
+            stages: StageLatency::default(),
+            clock: Instant::now(),
+        };
+        let question = safety::check_length(&request.question, self.config.max_question_chars)?;
+        if let Some(collection) = &request.collection {
+            self.check_collection(collection).await?;
+        }
+        let guarded = {
+            let _span = tracing::debug_span!("input_guard").entered();
+            safety::guard(&self.input_guard, &self.safety, &question)
+        };
+        let guarded = match guarded {
+            Ok(guarded) => guarded,
+            Err(verdict) => {
+                turn.lap(|s| &mut s.input_guard);
+                return Ok(Err((verdict, turn.stages)));
+            }
+        };
+        turn.question = guarded.question;
+        turn.redaction = guarded.redaction;
+        turn.lap(|s| &mut s.input_guard);
+
+        turn.vector = self
+            .embedder
+            .embed(
+                vec![turn.question.clone()],
+                &ctx.child("embed", ctx.endpoint),
+            )
+            .instrument(tracing::debug_span!("embed"))
+            .await?
+            .pop()
+            .unwrap_or_default();
+        turn.lap(|s| &mut s.embed);
+        if self.safety.injection
+            && let Some(verdict) = self.input_guard.check_embedding(&turn.vector)
+        {
+            return Ok(Err((verdict, turn.stages)));
+        }
+        Ok(Ok(turn))
+    }
+
+    /// The reply to a blocked question, and the log row that records the block.
+    fn refuse(
+        &self,
+        verdict: Verdict,
+        stages: StageLatency,
+        prompt: &crate::prompts::Prompt,
+        ctx: &RequestContext,
+    ) -> AskResponse {
+        tracing::info!(
+            stage = "input",
+            reason = verdict.reason.as_str(),
+            score = verdict.score,
+            detail = verdict.detail,
+            "input guard: filtered"
+        );
+        let mut response = AskResponse::unanswered(prompt, &Classification::default(), ctx);
+        response.status = Status::Filtered;
+        response.answer = verdict.reason.reply().to_owned();
+        response.cache = CacheStatus::Bypass;
+        let response = finish(response, stages, ctx);
+        self.record_guard(GuardStage::Input, &verdict, &response, ctx, ctx);
+        response.with_filter(GuardStage::Input, verdict)
+    }
+
+    /// Records a guard's block on a log row of its own (`<id>` for the input guard, which
+    /// answers instead of any model; `<id>.guard` after a model answered).
+    fn record_guard(
+        &self,
+        stage: GuardStage,
+        verdict: &Verdict,
+        response: &AskResponse,
+        ctx: &RequestContext,
+        row_ctx: &RequestContext,
+    ) {
+        let mut row = row_ctx.new_row(response.model.as_deref().unwrap_or_default(), false);
+        row.guard = Some(format!(
+            "{}:{}:{:.2}",
+            stage.as_str(),
+            verdict.reason.as_str(),
+            verdict.score
+        ));
+        row.route = Some(format!("{} → {} guard", ctx.endpoint, stage.as_str()));
+        row.latency_ms = response.latency_ms;
+        self.gateway.request_log().record(row);
+    }
+
+    /// The cache slot of this question, when the request may use the cache: what an answer
+    /// depends on besides the question (prompt version, knowledge-base generation, collection,
+    /// settings) is the scope; the folded question in it is the exact key.
+    async fn cache_slot(
+        &self,
+        request: &AskRequest,
+        prompt: &crate::prompts::Prompt,
+        turn: &Turn,
+        ctx: &RequestContext,
+    ) -> Result<Option<CacheSlot>, AskError> {
+        let directive = request.cache.or(ctx.cache);
+        if !self.cache.applies(prompt.temperature == 0.0, directive) {
+            return Ok(None);
+        }
+        let generation = self.db.kb_generation().await.map_err(SearchError::from)?;
+        let scope = cache::ask_key(&[
+            &prompt.id(),
+            &generation.to_string(),
+            request.collection.as_deref().unwrap_or(""),
+            &self.fingerprint,
+        ]);
+        let question = turn.question.split_whitespace().collect::<Vec<_>>();
+        let key = cache::ask_key(&[&scope, &question.join(" ").to_lowercase()]);
+        Ok(Some(CacheSlot { scope, key }))
+    }
+
+    /// The exact cache, then the semantic one (whose lookup also flags a rephrased answer).
+    async fn cached(
+        &self,
+        slot: Option<&CacheSlot>,
+        request: &AskRequest,
+        turn: &Turn,
+        ctx: &RequestContext,
+    ) -> Option<AskResponse> {
+        if let Some(slot) = slot
+            && let Some(hit) = self.cache.get(&slot.key).await
             && let Ok(answer) = serde_json::from_str::<AskResponse>(&hit.body)
         {
             let hit = CachedAnswer {
@@ -315,44 +641,204 @@ impl Assistant {
                 saved_micro_usd: hit.cost_micro_usd,
                 matched: None,
             };
-            return Ok(self.replay(answer, hit, ctx));
+            return Some(self.replay(answer, hit, ctx));
         }
-        let prepared = self.prepare(&request, ctx).await?;
         if let (Some(_), Some(session_id)) = (&self.semantic, &request.session_id) {
-            self.flag_rephrase(session_id, &prepared, ctx).await;
+            self.flag_rephrase(session_id, turn, ctx).await;
         }
-        if let (Some(scope), Some(semantic)) = (&scope, &self.semantic)
-            && let Some(answer) = self.semantic_hit(semantic, scope, &prepared, ctx).await
-        {
-            return Ok(answer);
-        }
-        let (question, vector) = (prepared.question.clone(), prepared.vector.clone());
-        let mut answer = self.answer(request, prepared, prompt, ctx).await?;
-        answer.cache = if key.is_some() {
-            CacheStatus::Miss
-        } else {
-            CacheStatus::Bypass
+        let (slot, semantic) = (slot?, self.semantic.as_ref()?);
+        self.semantic_hit(semantic, &slot.scope, turn, ctx).await
+    }
+
+    async fn retrieve(
+        &self,
+        request: &AskRequest,
+        classification: &Classification,
+        turn: &mut Turn,
+        ctx: &RequestContext,
+    ) -> Result<retrieve::Retrieved, AskError> {
+        let scope = match (&request.collection, &classification.department) {
+            (Some(collection), _) => Scope::Collection(collection),
+            (None, Some(department)) => Scope::Department(department),
+            (None, None) => Scope::All,
         };
-        if let Some(key) = key
-            && matches!(answer.status, Status::Success | Status::NoAnswer)
-            && let Ok(body) = serde_json::to_string(&answer)
-        {
-            self.cache
-                .put(key.clone(), "ask", body, answer.cost_micro_usd);
-            // Only real answers are offered to similar questions; a `no_answer` is cheap to
-            // reproduce and a wrong reason to refuse a different question.
-            if let (Some(scope), Some(semantic), Status::Success) =
-                (&scope, &self.semantic, answer.status)
-            {
-                let entry = SemanticEntry {
-                    question,
-                    embedding: vector,
-                    answer_key: key,
-                };
-                semantic.add(scope, entry).await;
+        let retrieved = retrieve::retrieve(
+            &self.retriever,
+            &turn.question,
+            &turn.vector,
+            scope,
+            self.retrieval,
+            &ctx.child("rerank", ctx.endpoint),
+        )
+        .instrument(tracing::debug_span!("retrieve"))
+        .await?;
+        turn.lap(|s| &mut s.retrieve);
+        Ok(retrieved)
+    }
+
+    /// One completion through the gateway (and, with a cascade, a second from the strong tier
+    /// when the cheap one's answer fails validation); the model, cost and usage go on the
+    /// response. Returns the answer's text.
+    #[allow(clippy::too_many_arguments)]
+    async fn generate(
+        &self,
+        model: &str,
+        prompt: &crate::prompts::Prompt,
+        classification: &Classification,
+        hits: &[Hit],
+        shown: &[&str],
+        turn: &mut Turn,
+        response: &mut AskResponse,
+        ctx: &RequestContext,
+    ) -> Result<String, AskError> {
+        let generation = |model| Generation {
+            registry: &self.prompts,
+            prompt,
+            model,
+            question: &turn.question,
+            category: classification.category.as_str(),
+            department: classification.department.as_deref(),
+            hits,
+            canary: &self.canary,
+        };
+        let mut completion = answer::generate(&self.gateway, generation(model), ctx)
+            .instrument(tracing::debug_span!("generate", model))
+            .await?;
+        let mut model = model;
+        let mut cost_micro_usd = completion.cost_micro_usd;
+        let mut usage = completion.response.usage.unwrap_or_default();
+        if let Some(cascade) = self.config.cascade.as_ref().filter(|c| c.from == model) {
+            let evidence = cascade::Evidence {
+                shown,
+                retrieval_confidence: response.retrieval_confidence,
+                decline_confidence: cascade.decline_confidence,
+            };
+            if let Some(reason) = cascade::failure(&completion.response.text(), &evidence) {
+                tracing::info!(from = model, to = %cascade.to, reason = reason.as_str(), "cascade: escalating");
+                let escalated = ctx.child("escalate", ctx.endpoint);
+                completion = answer::generate(&self.gateway, generation(&cascade.to), &escalated)
+                    .instrument(tracing::debug_span!("generate", model = cascade.to))
+                    .await?;
+                let second = completion.response.usage.unwrap_or_default();
+                usage.prompt_tokens += second.prompt_tokens;
+                usage.completion_tokens += second.completion_tokens;
+                usage.total_tokens += second.total_tokens;
+                cost_micro_usd += completion.cost_micro_usd;
+                response.escalation = Some(Escalation {
+                    from: model.to_owned(),
+                    reason,
+                });
+                model = &cascade.to;
             }
         }
-        Ok(answer)
+        turn.lap(|s| &mut s.generate);
+        response.model = Some(model.to_owned());
+        response.deployment = Some(completion.deployment.clone());
+        response.usage = AskUsage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+        };
+        response.cost_micro_usd = cost_micro_usd;
+        response.cost_usd = cost_micro_usd as f64 / 1e6;
+        Ok(completion.response.text().trim().to_owned())
+    }
+
+    /// The output guard: a leak, personal data from nowhere or a banned pattern becomes
+    /// `output_filtered` (checked first: a reply that leaks the prompt also quotes its
+    /// refusal); a decline becomes the canonical reply; an answer whose figures or names its
+    /// cited sources do not support becomes `no_answer`; else the answer is cited.
+    #[allow(clippy::too_many_arguments)]
+    fn guard_output(
+        &self,
+        text: &str,
+        hits: &[Hit],
+        shown: &[&str],
+        prompt: &crate::prompts::Prompt,
+        turn: &mut Turn,
+        response: &mut AskResponse,
+        ctx: &RequestContext,
+    ) {
+        let _span = tracing::debug_span!("output_guard").entered();
+        if text.is_empty() {
+            return;
+        }
+        let original_question = turn.redaction.restore(&turn.question);
+        let checked = Shown {
+            system: &prompt.system,
+            canary: &self.canary,
+            question: &original_question,
+            sources: shown,
+        };
+        if let Some(verdict) = self
+            .output_guard
+            .check(&turn.redaction.restore(text), &checked)
+        {
+            tracing::warn!(
+                stage = "output",
+                reason = verdict.reason.as_str(),
+                detail = verdict.detail,
+                answer = text,
+                "output guard: filtered"
+            );
+            response.status = Status::OutputFiltered;
+            response.answer = verdict.reason.reply().to_owned();
+            turn.lap(|s| &mut s.output_guard);
+            let snapshot = finish(response.clone(), turn.stages, ctx);
+            self.record_guard(
+                GuardStage::Output,
+                &verdict,
+                &snapshot,
+                ctx,
+                &ctx.child("guard", ctx.endpoint),
+            );
+            response.filter = Some(Filter::new(GuardStage::Output, verdict));
+            return;
+        }
+        turn.lap(|s| &mut s.output_guard);
+        if let Some(reply) = answer::decline(text) {
+            response.answer = reply.to_owned();
+            return;
+        }
+        let grounded = grounding::check(text, shown);
+        turn.lap(|s| &mut s.grounding);
+        if !grounded.ungrounded.is_empty() {
+            tracing::warn!(
+                ungrounded = ?grounded.ungrounded,
+                answer = text,
+                "answer states figures or names its cited sources do not hold; answered no_answer"
+            );
+            response.ungrounded = grounded.ungrounded;
+            return;
+        }
+        let _span = tracing::debug_span!("citations").entered();
+        let (answer, cited) = answer::renumber_citations(&grounded.answer, hits.len());
+        response.sources = cite(hits, &cited);
+        response.answer = answer;
+        response.status = Status::Success;
+        turn.lap(|s| &mut s.citations);
+    }
+
+    /// Stores a finished answer: exactly, and (a success only) for similar questions.
+    async fn cache_put(&self, slot: CacheSlot, turn: &Turn, answer: &AskResponse) {
+        if !matches!(answer.status, Status::Success | Status::NoAnswer) {
+            return;
+        }
+        let Ok(body) = serde_json::to_string(answer) else {
+            return;
+        };
+        self.cache
+            .put(slot.key.clone(), "ask", body, answer.cost_micro_usd);
+        // Only real answers are offered to similar questions; a `no_answer` is cheap to
+        // reproduce and a wrong reason to refuse a different question.
+        if let (Some(semantic), Status::Success) = (&self.semantic, answer.status) {
+            let entry = SemanticEntry {
+                question: turn.question.clone(),
+                embedding: turn.vector.clone(),
+                answer_key: slot.key,
+            };
+            semantic.add(&slot.scope, entry).await;
+        }
     }
 
     /// The answer of a similar question asked before, if the semantic cache finds one whose
@@ -361,7 +847,7 @@ impl Assistant {
         &self,
         semantic: &SemanticCache,
         scope: &str,
-        prepared: &Prepared,
+        turn: &Turn,
         ctx: &RequestContext,
     ) -> Option<AskResponse> {
         let verifier = self.verifier.as_ref().map(|v| v.within(ctx));
@@ -369,8 +855,8 @@ impl Assistant {
             .lookup(
                 &Probe {
                     scope,
-                    question: &prepared.question,
-                    vector: &prepared.vector,
+                    question: &turn.question,
+                    vector: &turn.vector,
                     request_id: &ctx.request_id,
                     session_id: ctx.session_id.as_deref(),
                 },
@@ -407,13 +893,13 @@ impl Assistant {
     /// A question asked again in other words right after an answer served from a similar
     /// question, in the same conversation, says that answer missed: the match is flagged for
     /// review (`askacme cache hits --semantic --flagged`).
-    async fn flag_rephrase(&self, session_id: &str, prepared: &Prepared, ctx: &RequestContext) {
+    async fn flag_rephrase(&self, session_id: &str, turn: &Turn, ctx: &RequestContext) {
         let since = now_ms() - REPHRASE_WINDOW_MS;
         let Ok(Some(served)) = self.db.last_served_in_session(session_id, since).await else {
             return;
         };
         let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
-        if same(&served.question, &prepared.question) {
+        if same(&served.question, &turn.question) {
             return;
         }
         let embedded = self
@@ -426,8 +912,8 @@ impl Assistant {
         let Some(previous) = embedded.ok().and_then(|mut v| v.pop()) else {
             return;
         };
-        if cosine(&previous, &prepared.vector) >= REPHRASE_SIMILARITY {
-            let reason = format!("rephrased as \"{}\"", prepared.question);
+        if cosine(&previous, &turn.vector) >= REPHRASE_SIMILARITY {
+            let reason = format!("rephrased as \"{}\"", turn.question);
             if let Err(e) = self
                 .db
                 .flag_semantic_hit(&served.request_id, &reason, now_ms())
@@ -463,221 +949,6 @@ impl Assistant {
         answer
     }
 
-    /// Input check and the question's embedding: what both the semantic cache and the rest of
-    /// the pipeline need.
-    async fn prepare(
-        &self,
-        request: &AskRequest,
-        ctx: &RequestContext,
-    ) -> Result<Prepared, AskError> {
-        let mut stages = StageLatency::default();
-        let mut clock = Instant::now();
-        let mut lap = |slot: &mut f64| {
-            *slot = clock.elapsed().as_secs_f64() * 1000.0;
-            clock = Instant::now();
-        };
-
-        let question = {
-            let _span = tracing::debug_span!("input_check").entered();
-            safety::check_input(&request.question, self.config.max_question_chars)?
-        };
-        if let Some(collection) = &request.collection {
-            self.check_collection(collection).await?;
-        }
-        lap(&mut stages.input_check);
-
-        let vector = self
-            .embedder
-            .embed(vec![question.clone()], &ctx.child("embed", ctx.endpoint))
-            .instrument(tracing::debug_span!("embed"))
-            .await?
-            .pop()
-            .unwrap_or_default();
-        lap(&mut stages.embed);
-        Ok(Prepared {
-            question,
-            vector,
-            stages,
-            clock,
-        })
-    }
-
-    async fn answer(
-        &self,
-        request: AskRequest,
-        prepared: Prepared,
-        prompt: &crate::prompts::Prompt,
-        ctx: &RequestContext,
-    ) -> Result<AskResponse, AskError> {
-        let Prepared {
-            question,
-            vector,
-            mut stages,
-            mut clock,
-        } = prepared;
-        let mut lap = |slot: &mut f64| {
-            *slot = clock.elapsed().as_secs_f64() * 1000.0;
-            clock = Instant::now();
-        };
-
-        let classification = {
-            let _span = tracing::debug_span!("classify").entered();
-            self.classifier.classify(&question, &vector)
-        };
-        lap(&mut stages.classify);
-
-        let scope = match (&request.collection, &classification.department) {
-            (Some(collection), _) => Scope::Collection(collection),
-            (None, Some(department)) => Scope::Department(department),
-            (None, None) => Scope::All,
-        };
-        let retrieved = retrieve::retrieve(
-            &self.retriever,
-            &question,
-            &vector,
-            scope,
-            self.retrieval,
-            &ctx.child("rerank", ctx.endpoint),
-        )
-        .instrument(tracing::debug_span!("retrieve"))
-        .await?;
-        lap(&mut stages.retrieve);
-
-        let mut response = AskResponse {
-            answer: answer::NO_INFORMATION.to_owned(),
-            status: Status::NoAnswer,
-            sources: Vec::new(),
-            category: classification.category,
-            department: classification.department.clone(),
-            collection: retrieved.collection,
-            retrieval_confidence: retrieved.retrieval.confidence,
-            ungrounded: Vec::new(),
-            model: None,
-            escalation: None,
-            deployment: None,
-            prompt_version: prompt.id(),
-            cache: CacheStatus::Miss,
-            cache_match: None,
-            usage: AskUsage::default(),
-            cost_micro_usd: 0,
-            cost_usd: 0.0,
-            latency_ms: 0.0,
-            stage_latency_ms: StageLatency::default(),
-            request_id: ctx.request_id.clone(),
-        };
-        let hits = retrieved.retrieval.hits;
-        if hits.is_empty() || retrieved.retrieval.confidence < self.config.min_confidence {
-            tracing::debug!(
-                confidence = retrieved.retrieval.confidence,
-                "below min_confidence: no model call"
-            );
-            return Ok(finish(response, stages, ctx));
-        }
-
-        let model = {
-            let _span = tracing::debug_span!("route").entered();
-            route::model_for(&self.config.routes, classification.category, &prompt.model)
-        };
-        lap(&mut stages.route);
-
-        // What the model is shown: titles and headings as well as the text.
-        let shown: Vec<String> = hits
-            .iter()
-            .map(|h| {
-                passage(
-                    &h.chunk.title,
-                    &h.chunk.chunk.heading_path,
-                    &h.chunk.chunk.text,
-                )
-            })
-            .collect();
-        let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
-        let generation = |model| Generation {
-            registry: &self.prompts,
-            prompt,
-            model,
-            question: &question,
-            category: classification.category.as_str(),
-            department: classification.department.as_deref(),
-            hits: &hits,
-        };
-        let mut completion = answer::generate(&self.gateway, generation(model), ctx)
-            .instrument(tracing::debug_span!("generate", model))
-            .await?;
-        let mut model = model;
-        let mut cost_micro_usd = completion.cost_micro_usd;
-        let mut usage = completion.response.usage.unwrap_or_default();
-        if let Some(cascade) = self.config.cascade.as_ref().filter(|c| c.from == model) {
-            let evidence = cascade::Evidence {
-                question: &question,
-                shown: &shown,
-                retrieval_confidence: retrieved.retrieval.confidence,
-                decline_confidence: cascade.decline_confidence,
-            };
-            if let Some(reason) = cascade::failure(&completion.response.text(), &evidence) {
-                tracing::info!(from = model, to = %cascade.to, reason = reason.as_str(), "cascade: escalating");
-                let escalated = ctx.child("escalate", ctx.endpoint);
-                completion = answer::generate(&self.gateway, generation(&cascade.to), &escalated)
-                    .instrument(tracing::debug_span!("generate", model = cascade.to))
-                    .await?;
-                let second = completion.response.usage.unwrap_or_default();
-                usage.prompt_tokens += second.prompt_tokens;
-                usage.completion_tokens += second.completion_tokens;
-                usage.total_tokens += second.total_tokens;
-                cost_micro_usd += completion.cost_micro_usd;
-                response.escalation = Some(Escalation {
-                    from: model.to_owned(),
-                    reason,
-                });
-                model = &cascade.to;
-            }
-        }
-        lap(&mut stages.generate);
-
-        let text = completion.response.text();
-        response.model = Some(model.to_owned());
-        response.deployment = Some(completion.deployment.clone());
-        response.usage = AskUsage {
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            total_tokens: usage.total_tokens,
-        };
-        response.cost_micro_usd = cost_micro_usd;
-        response.cost_usd = cost_micro_usd as f64 / 1e6;
-        let text = text.trim();
-        if let Some(reply) = answer::decline(text) {
-            response.answer = reply.to_owned();
-            return Ok(finish(response, stages, ctx));
-        }
-        if text.is_empty() {
-            return Ok(finish(response, stages, ctx));
-        }
-
-        response.ungrounded = {
-            let _span = tracing::debug_span!("grounding").entered();
-            grounding::ungrounded(text, &question, &shown)
-        };
-        lap(&mut stages.grounding);
-        if !response.ungrounded.is_empty() {
-            tracing::warn!(
-                ungrounded = ?response.ungrounded,
-                answer = text,
-                "answer states figures or names no source contains; answered no_answer"
-            );
-            return Ok(finish(response, stages, ctx));
-        }
-
-        {
-            let _span = tracing::debug_span!("citations").entered();
-            let (answer, cited) = answer::renumber_citations(text, hits.len());
-            response.sources = cite(&hits, &cited);
-            response.answer = answer;
-            response.status = Status::Success;
-        }
-        lap(&mut stages.citations);
-        Ok(finish(response, stages, ctx))
-    }
-
     async fn check_collection(&self, collection: &str) -> Result<(), AskError> {
         let known = self.retriever.collections().await?;
         if known.contains(collection) {
@@ -697,6 +968,19 @@ impl Assistant {
         )
         .into())
     }
+}
+
+/// What the model is shown of each hit: titles and headings as well as the text.
+fn shown_passages(hits: &[Hit]) -> Vec<String> {
+    hits.iter()
+        .map(|h| {
+            passage(
+                &h.chunk.title,
+                &h.chunk.chunk.heading_path,
+                &h.chunk.chunk.text,
+            )
+        })
+        .collect()
 }
 
 /// The sources to return: the cited ones, numbered as the renumbered answer cites them; when

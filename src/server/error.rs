@@ -66,7 +66,7 @@ impl From<&AskError> for ApiError {
     fn from(error: &AskError) -> Self {
         match error {
             AskError::Gateway(e) | AskError::Search(SearchError::Embed(e)) => e.into(),
-            AskError::Search(_) | AskError::Prompt(_) => {
+            AskError::Search(_) | AskError::Prompt(_) | AskError::Safety(_) => {
                 ApiError::new(500, "api_error", "internal_error", error.to_string())
             }
         }
@@ -93,12 +93,16 @@ impl From<&FeedbackError> for ApiError {
     }
 }
 
+/// Names the guardrail, stage and reason that blocked a request or withheld a reply.
+pub const GUARDRAIL_HEADER: &str = "x-askacme-guardrail";
+
 impl From<&GatewayError> for ApiError {
     fn from(error: &GatewayError) -> Self {
         let status = error.http_status();
         let message = error.to_string();
         let (kind, code) = match error {
             GatewayError::InvalidRequest { .. } => ("invalid_request_error", "invalid_request"),
+            GatewayError::ContentFilter { .. } => ("invalid_request_error", "content_filter"),
             GatewayError::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             GatewayError::Internal(_) => ("api_error", "internal_error"),
             GatewayError::NoHealthyDeployment { .. } => ("api_error", "no_healthy_deployment"),
@@ -115,6 +119,16 @@ impl From<&GatewayError> for ApiError {
         let mut api = ApiError::new(status, kind, code, message);
         match error {
             GatewayError::InvalidRequest { param, .. } => api.param.clone_from(param),
+            GatewayError::ContentFilter {
+                guardrail,
+                stage,
+                verdict,
+            } => {
+                api.headers = vec![(
+                    GUARDRAIL_HEADER,
+                    format!("{guardrail}:{stage}:{}", verdict.reason.as_str()),
+                )];
+            }
             GatewayError::NoHealthyDeployment { retry_in, .. } => api.retry_after = Some(*retry_in),
             GatewayError::RateLimited { kind, decision, .. } => {
                 api.retry_after = Some(decision.retry_after);

@@ -13,7 +13,7 @@ use base64::Engine;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, GUARDRAIL_HEADER};
 use super::{AppState, JsonBody, ProviderTime, RequestId, cache_directive, with_cache_header};
 use crate::gateway::GatewayError;
 use crate::gateway::{Caller, CompletionStream, RequestContext};
@@ -48,6 +48,12 @@ pub async fn chat_completions(
             response
                 .extensions_mut()
                 .insert(ProviderTime(completion.provider_time));
+            if let Some(label) = completion
+                .guardrail
+                .and_then(|l| axum::http::HeaderValue::from_str(&l).ok())
+            {
+                response.headers_mut().insert(GUARDRAIL_HEADER, label);
+            }
             with_cache_header(response, completion.cache)
         }
         Err(e) => e.into_response(),

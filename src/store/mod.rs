@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/0008_semantic_monitoring.sql"),
     ),
+    (9, include_str!("../../migrations/0009_guards.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,11 @@ pub struct RequestRecord {
     pub user: Option<String>,
     /// The token counts are the gateway's estimate: the provider never reported usage.
     pub usage_estimated: bool,
+    /// The guard that refused the request, `stage:reason` (`input:instruction_override`,
+    /// `output:pii_leak`); `None` when none did.
+    pub guard: Option<String>,
+    /// Personal values redacted from the request before it was stored or sent on.
+    pub redactions: u64,
 }
 
 impl RequestRecord {
@@ -164,6 +170,8 @@ impl RequestRecord {
             session_id: None,
             user: None,
             usage_estimated: false,
+            guard: None,
+            redactions: 0,
         }
     }
 }
@@ -222,8 +230,8 @@ impl Database {
                 "INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, provider, \
                  stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost_micro_usd, \
                  latency_ms, provider_latency_ms, status, http_status, error, prompt_version, attempts, route, \
-                 held_micro_usd, cache, saved_micro_usd, session_id, user, usage_estimated) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 held_micro_usd, cache, saved_micro_usd, session_id, user, usage_estimated, guard, redactions) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&row.id)
             .bind(row.created_at_ms)
@@ -252,6 +260,8 @@ impl Database {
             .bind(&row.session_id)
             .bind(&row.user)
             .bind(row.usage_estimated)
+            .bind(&row.guard)
+            .bind(to_i64(row.redactions))
             .execute(&mut *tx)
             .await?;
             if let Some(key_id) = &row.key_id
@@ -314,6 +324,9 @@ pub struct ChunkRecord {
     pub span: std::ops::Range<usize>,
     /// Unit-length embedding of the chunk as the retriever sees it; empty when not embedded.
     pub embedding: Vec<f32>,
+    /// Why ingest flagged the chunk as carrying instructions aimed at a model (indirect
+    /// prompt injection); `None` for ordinary text.
+    pub flagged: Option<String>,
 }
 
 /// A stored chunk with the document it belongs to, for retrieval and tests.
@@ -370,8 +383,8 @@ impl Database {
         .await?;
         for chunk in chunks {
             sqlx::query(
-                "INSERT INTO chunks (document_id, ordinal, heading_path, text, span_start, span_end, embedding) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (document_id, ordinal, heading_path, text, span_start, span_end, embedding, flagged) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
             .bind(i64::from(chunk.ordinal))
@@ -380,6 +393,7 @@ impl Database {
             .bind(to_i64(chunk.span.start as u64))
             .bind(to_i64(chunk.span.end as u64))
             .bind(encode_vector(&chunk.embedding))
+            .bind(&chunk.flagged)
             .execute(&mut *tx)
             .await?;
         }
@@ -404,7 +418,7 @@ impl Database {
     /// Every stored chunk, in document and chunk order.
     pub async fn all_chunks(&self) -> Result<Vec<StoredChunk>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.id, d.path, d.collection, d.title, c.ordinal, c.heading_path, c.text, c.span_start, c.span_end, c.embedding \
+            "SELECT c.id, d.path, d.collection, d.title, c.ordinal, c.heading_path, c.text, c.span_start, c.span_end, c.embedding, c.flagged \
              FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY d.root, d.path, c.ordinal",
         )
         .fetch_all(&self.pool)
@@ -427,6 +441,7 @@ impl Database {
                         embedding: decode_vector(
                             r.try_get::<Option<Vec<u8>>, _>("embedding")?.as_deref(),
                         )?,
+                        flagged: r.try_get("flagged")?,
                     },
                 })
             })
@@ -583,6 +598,8 @@ fn decode_request(row: &sqlx::sqlite::SqliteRow) -> Result<RequestRecord, StoreE
         session_id: row.try_get("session_id")?,
         user: row.try_get("user")?,
         usage_estimated: row.try_get("usage_estimated")?,
+        guard: row.try_get("guard")?,
+        redactions: count("redactions")?,
     })
 }
 

@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 
 use crate::harness::{App, Fake, request_id, run_cli};
 
-fn repo(path: &str) -> PathBuf {
+pub(crate) fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// An app whose knowledge base holds the sample handbook.
-async fn handbook_app(extra: &str) -> App {
+pub(crate) async fn handbook_app(extra: &str) -> App {
     let app = App::spawn(extra).await;
     let embedder = GatewayEmbedder::new(app.state.gateway.clone(), "embed");
     let db = app.state.gateway.request_log().database().clone();
@@ -60,7 +60,7 @@ async fn hybrid_retrieval_beats_bm25_and_dense_alone_on_the_labelled_handbook_qu
     );
 }
 
-async fn ask(app: &App, body: Value) -> (reqwest::StatusCode, String, Value) {
+pub(crate) async fn ask(app: &App, body: Value) -> (reqwest::StatusCode, String, Value) {
     let response = app.post("/v1/ask", body).await;
     let status = response.status();
     let id = request_id(&response);

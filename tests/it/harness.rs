@@ -380,7 +380,24 @@ async fn openai_chat(
                 .unwrap();
         }
     }
-    let words = ["Parental ", "leave ", "is ", "16 ", "weeks."];
+    // `echo-system` / `echo-user` answer with the request's system / last user message, as a
+    // model made to repeat its instructions would.
+    let echoed = model.strip_prefix("echo-").map(|role| {
+        body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .rfind(|m| m["role"] == role)
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    });
+    let words: Vec<String> = match &echoed {
+        Some(text) => text.split_inclusive(' ').map(str::to_owned).collect(),
+        None => ["Parental ", "leave ", "is ", "16 ", "weeks."]
+            .map(str::to_owned)
+            .to_vec(),
+    };
     if stream {
         let mut events: Vec<String> = words
             .iter()
@@ -407,6 +424,8 @@ async fn openai_chat(
         "source-cited" => {
             "Employees get 20 weeks of parental leave at full pay [Source 1].".to_owned()
         }
+        // Confirms the figure a question asserts, as a model talked into it would.
+        "confirms-52" => "Yes, parental leave is 52 weeks at full pay [1].".to_owned(),
         _ => words.concat(),
     };
     let mut r = base;

@@ -12,3 +12,4 @@ mod local_models;
 mod malformed;
 mod reliability;
 mod remote_providers;
+mod safety;
