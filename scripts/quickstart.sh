@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release
 target/release/askacme models fetch
+target/release/askacme safety train
 target/release/askacme ingest examples/handbook
 if [ $# -gt 0 ]; then
   questions=("$@")

@@ -770,6 +770,42 @@ async fn stats(config: &Config) -> Result<()> {
         semantic.flagged,
         100.0 * semantic.flagged_rate()
     );
+    let guards = db.guard_stats().await?;
+    let share = |n: u64| 100.0 * n as f64 / guards.questions.max(1) as f64;
+    let count = |policy: &str, stage: &str, pick: &dyn Fn(&str) -> bool| -> u64 {
+        guards
+            .verdicts
+            .iter()
+            .filter(|(label, _)| {
+                let mut parts = label.splitn(3, ':');
+                parts.next() == Some(policy)
+                    && parts.next() == Some(stage)
+                    && parts.next().is_some_and(pick)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let is_injection = |reason: &str| {
+        serde_json::from_value::<askacme::safety::Reason>(serde_json::Value::String(reason.into()))
+            .is_ok_and(askacme::safety::Reason::is_injection)
+    };
+    let filtered = count("assistant", "input", &|_| true);
+    let output_filtered = count("assistant", "output", &|r| r != "ungrounded");
+    let ungrounded = count("assistant", "output", &|r| r == "ungrounded");
+    println!(
+        "\nguards over {} logged questions: {filtered} filtered ({:.1}%; injection attempts {:.1}%), \
+         {output_filtered} output-filtered ({:.1}%), {ungrounded} answers refused as ungrounded \
+         ({:.1}%), {} personal values redacted",
+        guards.questions,
+        share(filtered),
+        share(count("assistant", "input", &is_injection)),
+        share(output_filtered),
+        share(ungrounded),
+        guards.redactions
+    );
+    for (label, n) in &guards.verdicts {
+        println!("  {label:<48} {n:>7}");
+    }
     Ok(())
 }
 

@@ -39,6 +39,10 @@ use classify::{Classification, Classifier};
 use retrieve::Scope;
 use verify::ModelVerifier;
 
+/// The guard policy name of the assistant's own guards on log rows (`assistant:input:…`);
+/// gateway guardrails use their `[guardrails.NAME]`.
+pub const ASSISTANT_POLICY: &str = "assistant";
+
 /// How long a snippet of a source is, in characters.
 const SNIPPET_CHARS: usize = 240;
 /// A question in the same conversation this soon after a semantically served answer, and at
@@ -588,10 +592,9 @@ impl Assistant {
     ) {
         let mut row = row_ctx.new_row(response.model.as_deref().unwrap_or_default(), false);
         row.guard = Some(format!(
-            "{}:{}:{:.2}",
+            "{ASSISTANT_POLICY}:{}:{}",
             stage.as_str(),
-            verdict.reason.as_str(),
-            verdict.score
+            verdict.reason.as_str()
         ));
         row.route = Some(format!("{} → {} guard", ctx.endpoint, stage.as_str()));
         row.latency_ms = response.latency_ms;
@@ -808,6 +811,17 @@ impl Assistant {
                 answer = text,
                 "answer states figures or names its cited sources do not hold; answered no_answer"
             );
+            let verdict = Verdict {
+                reason: Reason::Ungrounded,
+                score: 1.0,
+                detail: format!(
+                    "not in the cited sources: {}",
+                    grounded.ungrounded.join(", ")
+                ),
+            };
+            let snapshot = finish(response.clone(), turn.stages, ctx);
+            let row_ctx = ctx.child("guard", ctx.endpoint);
+            self.record_guard(GuardStage::Output, &verdict, &snapshot, ctx, &row_ctx);
             response.ungrounded = grounded.ungrounded;
             return;
         }

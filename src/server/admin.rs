@@ -67,6 +67,31 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Calls skipped because the breaker was open.",
         &|d| d.health.total_skipped_open.to_string(),
     );
+    let guards = state.gateway.request_log().guards();
+    out.push_str(
+        "# HELP askacme_guard_verdicts_total Requests or replies a guard refused, by policy \
+         (`assistant` or the guardrail's name), stage and reason.\n\
+         # TYPE askacme_guard_verdicts_total counter\n",
+    );
+    for (label, count) in guards.verdicts() {
+        let mut parts = label.splitn(3, ':');
+        let (policy, stage, reason) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        out.push_str(&format!(
+            "askacme_guard_verdicts_total{{policy=\"{}\",stage=\"{}\",reason=\"{}\"}} {count}\n",
+            escape(policy),
+            escape(stage),
+            escape(reason)
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP askacme_pii_redactions_total Personal values redacted from questions before they were stored or sent.\n\
+         # TYPE askacme_pii_redactions_total counter\naskacme_pii_redactions_total {}\n",
+        guards.redactions()
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

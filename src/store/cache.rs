@@ -95,6 +95,15 @@ pub struct SemanticHit {
     pub flag_reason: Option<String>,
 }
 
+/// The guards' verdicts (`policy:stage:reason` and how many), the questions the assistant
+/// logged, and the personal values redacted from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardStats {
+    pub questions: u64,
+    pub redactions: u64,
+    pub verdicts: Vec<(String, u64)>,
+}
+
 /// The semantic cache's decisions and flags, for `askacme stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SemanticStats {
@@ -331,6 +340,30 @@ impl Database {
                 })
             })
             .collect()
+    }
+
+    /// What the guards did, over the whole log, for `askacme stats`.
+    pub async fn guard_stats(&self) -> Result<GuardStats, StoreError> {
+        let questions = sqlx::query(
+            "SELECT COUNT(*) AS questions, COALESCE(SUM(redactions), 0) AS redactions \
+             FROM requests WHERE endpoint = '/v1/ask' AND instr(id, '.') = 0",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let verdicts = sqlx::query(
+            "SELECT guard, COUNT(*) AS n FROM requests WHERE guard IS NOT NULL \
+             GROUP BY guard ORDER BY guard",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("guard")?, super::get_u64(row, "n")?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(GuardStats {
+            questions: super::get_u64(&questions, "questions")?,
+            redactions: super::get_u64(&questions, "redactions")?,
+            verdicts,
+        })
     }
 
     pub async fn semantic_stats(&self) -> Result<SemanticStats, StoreError> {

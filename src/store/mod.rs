@@ -5,7 +5,8 @@ mod cache;
 mod keys;
 
 pub use cache::{
-    CacheOutcome, CacheRow, Feedback, HitFilter, SemanticEntry, SemanticHit, SemanticStats,
+    CacheOutcome, CacheRow, Feedback, GuardStats, HitFilter, SemanticEntry, SemanticHit,
+    SemanticStats,
 };
 pub use keys::{BudgetHold, KeyRecord, NewKey};
 

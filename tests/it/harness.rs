@@ -80,21 +80,31 @@ pub struct App {
 
 impl App {
     /// Serves the app with `extra` TOML laid over the defaults, a fresh database, and the shared
-    /// models. Lines of `extra` starting `storage.` or `server.` go into the `[storage]` and
-    /// `[server]` tables written here.
+    /// models. Lines of `extra` starting `storage.`, `server.` or `safety.` go into the
+    /// `[storage]`, `[server]` and `[safety]` tables written here. The learned injection
+    /// detector is off unless a test names one: a head trained on this machine must not change
+    /// what the tests see.
     pub async fn spawn(extra: &str) -> App {
         let dir = TempDir::new("app");
-        let (ours, rest): (Vec<&str>, Vec<&str>) = extra
-            .lines()
-            .partition(|l| l.starts_with("storage.") || l.starts_with("server."));
+        let (ours, rest): (Vec<&str>, Vec<&str>) = extra.lines().partition(|l| {
+            l.starts_with("storage.") || l.starts_with("server.") || l.starts_with("safety.")
+        });
         let keys_of = |table: &str| -> String {
             ours.iter()
                 .filter_map(|l| l.strip_prefix(table))
                 .map(|l| format!("{l}\n"))
                 .collect()
         };
+        let mut safety = keys_of("safety.");
+        if !safety.contains("learned_head") {
+            let none = dir.0.join("no-injection-head.json");
+            safety.push_str(&format!(
+                "learned_head = {:?}\n",
+                none.display().to_string()
+            ));
+        }
         let text = format!(
-            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n{}[server]\nwarm_up = []\nmax_body_bytes = 1048576\n{}{}\n",
+            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n{}[server]\nwarm_up = []\nmax_body_bytes = 1048576\n{}[safety]\n{safety}{}\n",
             dir.0.display().to_string(),
             models_dir().display().to_string(),
             keys_of("storage."),
