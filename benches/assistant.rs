@@ -7,7 +7,8 @@
 //!    contain the expected fact, that cite the expected document, and of unanswerable questions
 //!    answered `no_answer`; per-stage latency p50/p95.
 //!
-//! `ASKACME_BENCH_QUESTIONS=N` limits section 3 to the first N questions of each kind.
+//! `ASKACME_BENCH_QUESTIONS=N` limits section 3 to the first N questions of each kind;
+//! `ASKACME_BENCH_MODELS=strong` to the models named (default `fast,strong`).
 
 // A benchmark whose setup fails should stop loudly, not measure something else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -33,8 +34,9 @@ fn main() {
         ingest_throughput().await;
         let (state, _dir) = app_with_handbook("").await;
         recall(&state).await;
-        for model in ["fast", "strong"] {
-            answers(model).await;
+        let models = std::env::var("ASKACME_BENCH_MODELS").unwrap_or_else(|_| "fast,strong".into());
+        for model in models.split(',') {
+            answers(model.trim()).await;
         }
         drop(state);
     });

@@ -6,3 +6,6 @@ ALTER TABLE requests ADD COLUMN redactions INTEGER NOT NULL DEFAULT 0;
 -- Knowledge-base chunks that carry instructions aimed at a model (indirect prompt injection),
 -- flagged at ingest with the reason; `askacme kb flagged` lists them.
 ALTER TABLE chunks ADD COLUMN flagged TEXT;
+-- Chunks written before this migration were never checked: forgetting the documents' hashes
+-- makes the next ingest re-read (and check) every document.
+UPDATE documents SET content_sha256 = '';

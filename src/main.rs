@@ -131,6 +131,10 @@ enum SafetyCommand {
         /// Labelled question files whose questions are the benign examples.
         #[arg(long, default_value = "evals/semantic/dev.toml")]
         benign: Vec<PathBuf>,
+        /// Red-team case files (attacks and benign look-alikes) trained on as well; never the
+        /// test split.
+        #[arg(long, default_value = "evals/redteam/dev.toml")]
+        cases: Vec<PathBuf>,
     },
 }
 
@@ -336,8 +340,8 @@ fn run() -> Result<()> {
             command: KbCommand::Flagged,
         } => runtime.block_on(kb_flagged(&config)),
         Command::Safety {
-            command: SafetyCommand::Train { benign },
-        } => runtime.block_on(safety_train(&config, &benign)),
+            command: SafetyCommand::Train { benign, cases },
+        } => runtime.block_on(safety_train(&config, &benign, &cases)),
         Command::Eval {
             command:
                 EvalCommand::Redteam {
@@ -469,7 +473,7 @@ async fn kb_flagged(config: &Config) -> Result<()> {
     let action = if config.safety.quarantine_flagged {
         "left out of retrieval (safety.quarantine_flagged)"
     } else {
-        "shown to the model marked as data"
+        "shown to the model among the sources (safety.quarantine_flagged is off)"
     };
     println!("{} flagged chunks, {action}", flagged.len());
     Ok(())
@@ -496,7 +500,15 @@ async fn embed_all(
     Ok(vectors)
 }
 
-async fn safety_train(config: &Config, benign_files: &[PathBuf]) -> Result<()> {
+/// The share of benign questions, in training and held out, the learned detector may block.
+const MAX_FALSE_POSITIVES: f64 = 0.005;
+
+async fn safety_train(
+    config: &Config,
+    benign_files: &[PathBuf],
+    case_files: &[PathBuf],
+) -> Result<()> {
+    use askacme::eval::redteam::{CaseSet, Expect};
     use askacme::eval::semantic::PairSet;
     use askacme::models::catalog::{ATTACK_CORPUS, find};
     use askacme::safety::learned::{InjectionHead, Training, attack_corpus, held_out};
@@ -511,7 +523,7 @@ async fn safety_train(config: &Config, benign_files: &[PathBuf]) -> Result<()> {
         );
     }
     // MiniLM reads 256 word pieces; a jailbreak shows its hand well before that.
-    let attacks: Vec<String> = attack_corpus(&corpus)?
+    let mut attacks: Vec<String> = attack_corpus(&corpus)?
         .into_iter()
         .map(|t| t.chars().take(1000).collect())
         .collect();
@@ -524,6 +536,15 @@ async fn safety_train(config: &Config, benign_files: &[PathBuf]) -> Result<()> {
             if !benign.contains(&question) {
                 benign.push(question);
             }
+        }
+    }
+    let cases = CaseSet::load_all(case_files)
+        .map_err(anyhow::Error::msg)?
+        .cases;
+    for case in cases {
+        match case.expect {
+            Expect::Attack => attacks.push(case.text),
+            Expect::Benign => benign.push(case.text),
         }
     }
     let state = AppState::from_config(config).await?;
@@ -551,19 +572,38 @@ async fn safety_train(config: &Config, benign_files: &[PathBuf]) -> Result<()> {
     let (attack_train, attack_test) = split(&attacks, attack_vectors);
     let (benign_train, benign_test) = split(&benign, benign_vectors);
     let mut head = InjectionHead::train(&attack_train, &benign_train, 0.5, Training::default());
-    // The threshold keeps false positives on the training questions under 1 in 200.
-    let mut scores: Vec<f32> = benign_train.iter().map(|v| head.score(v)).collect();
-    scores.sort_by(f32::total_cmp);
-    let at = scores
-        .len()
-        .saturating_sub(1)
-        .min(scores.len() * 995 / 1000);
-    head.threshold = scores.get(at).copied().unwrap_or(0.5).max(0.5) + 1e-4;
+    // The lowest threshold (from 0.50, in steps of 0.01) that blocks at most 1 in 200 of the
+    // benign questions, both those trained on and those held out.
+    let share = |vectors: &[Vec<f32>], t: f32| {
+        vectors.iter().filter(|v| head.score(v) >= t).count() as f64 / vectors.len().max(1) as f64
+    };
+    let threshold = (50..=99)
+        .map(|t| t as f32 / 100.0)
+        .find(|&t| {
+            share(&benign_train, t) <= MAX_FALSE_POSITIVES
+                && share(&benign_test, t) <= MAX_FALSE_POSITIVES
+        })
+        .unwrap_or(0.99);
+    println!("| threshold | held-out attacks detected | held-out benign blocked |\n|---|---|---|");
+    for t in [0.5, 0.6, 0.7, 0.8, 0.9, threshold] {
+        println!(
+            "| {t:.2} | {:.1}% | {:.1}% |",
+            100.0 * share(&attack_test, t),
+            100.0 * share(&benign_test, t)
+        );
+    }
+    head.threshold = threshold;
     head.trained_on = format!(
-        "{ATTACK_CORPUS} ({} attacks) vs {} ({} questions); held out by hash: {} attacks, {} questions",
+        "{ATTACK_CORPUS} and {} ({} attacks) vs {} ({} questions); held out by hash: {} attacks, {} questions",
+        case_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         attack_train.len(),
         benign_files
             .iter()
+            .chain(case_files)
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),

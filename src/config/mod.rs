@@ -697,7 +697,10 @@ impl Config {
                 ));
             }
             for (i, model) in guardrail.models.iter().enumerate() {
-                self.check_model(&format!("{key}.models[{i}]"), model)?;
+                // `auto` is a name callers use too; the policy applies to what they asked for.
+                if model != "auto" {
+                    self.check_model(&format!("{key}.models[{i}]"), model)?;
+                }
             }
             check_patterns(
                 &format!("{key}.banned_patterns"),

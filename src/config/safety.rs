@@ -36,7 +36,8 @@ pub struct SafetyConfig {
     /// Regular expressions an answer must not match (case-insensitive).
     pub banned_patterns: Vec<String>,
     /// Chunks flagged at ingest as carrying instructions for the model are left out of
-    /// retrieval (`askacme kb flagged` lists them); off: they are shown, marked as data.
+    /// retrieval (`askacme kb flagged` lists them); off: they reach the model among the
+    /// numbered sources, which the prompt tells it never to take instructions from.
     pub quarantine_flagged: bool,
 }
 

@@ -76,10 +76,7 @@ pub fn judge(
     cases: &[Case],
     vectors: Option<&[Vec<f32>]>,
 ) -> Vec<Judged> {
-    let checks = InputChecks {
-        injection: settings.injection,
-        content: settings.content,
-    };
+    let checks = InputChecks::from(settings);
     cases
         .iter()
         .enumerate()
@@ -92,20 +89,19 @@ pub fn judge(
                 blocked = instructions_in_document(document);
             }
             let rules_time = started.elapsed();
-            let learned = vectors
-                .and_then(|v| v.get(i))
-                .and_then(|v| guard.learned_score(v));
-            if blocked.is_none()
-                && let Some((score, threshold)) = learned
-                && score >= threshold
-            {
-                blocked = Some(Reason::LearnedAttack);
+            let vector = vectors.and_then(|v| v.get(i));
+            if blocked.is_none() {
+                blocked = vector
+                    .and_then(|v| guard.check_embedding(v))
+                    .map(|verdict| verdict.reason);
             }
             Judged {
                 case: case.clone(),
                 blocked,
                 rules_time,
-                learned_score: learned.map(|(score, _)| score),
+                learned_score: vector
+                    .and_then(|v| guard.learned_score(v))
+                    .map(|(score, _)| score),
             }
         })
         .collect()

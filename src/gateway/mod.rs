@@ -394,7 +394,9 @@ impl Gateway {
         validate::chat_request(&request)?;
         self.check_allowed(&request.model, ctx)?;
         let guarded = self.guard_input(&request, ctx)?;
-        let cache_key = self.cache_key(&request, ctx);
+        // A guarded reply is checked against the caller's own request (its canary, its
+        // messages): one cached for another caller cannot be.
+        let cache_key = self.cache_key(&request, ctx).filter(|_| guarded.is_none());
         if let Some(key) = &cache_key
             && let Some((response, saved)) = self.cached_response(key).await
         {
@@ -447,7 +449,6 @@ impl Gateway {
             .book_tokens(usage.prompt_tokens + usage.completion_tokens)
             .await;
         if let Some(key) = cache_key
-            && guardrail.is_none()
             && let Ok(body) = serde_json::to_string(&response)
         {
             self.cache.put(key, "chat", body, cost);
@@ -485,7 +486,7 @@ impl Gateway {
             validate::chat_request(&request)?;
             self.check_allowed(&request.model, ctx)?;
             let guarded = self.guard_input(&request, ctx)?;
-            let cache_key = self.cache_key(&request, ctx);
+            let cache_key = self.cache_key(&request, ctx).filter(|_| guarded.is_none());
             if let Some(key) = &cache_key
                 && let Some((response, saved)) = self.cached_response(key).await
                 && let Some(chunks) = replay(response)
@@ -525,12 +526,9 @@ impl Gateway {
                 .await;
             note_auto(&mut row, decision.as_ref());
             let (mut chunks, deployment) = result?;
-            let mut cache_key = cache_key;
             if let Some((guardrails, policy)) = guarded {
                 let prepared = guardrails.prepare(policy, &request, deployment.remote);
                 chunks = policy.clone().guard_stream(&request, prepared, chunks);
-                // A guarded stream may end withheld; only plain replies are cached.
-                cache_key = None;
             }
             Ok(Opened::Upstream {
                 chunks,
@@ -711,15 +709,15 @@ impl Gateway {
             .await
     }
 
-    /// The caller's model allow-list, for the name asked for (before the cache: a key may not
-    /// read answers of a model it may not call).
-    /// The guardrail policy that applies to the request, after its input checks passed.
+    /// The guardrail policy that applies to the request, after its input checks passed. The
+    /// assistant's own calls (`configured_model`) have the assistant's guards instead: their
+    /// prompts carry retrieved passages, which are not the caller's words.
     fn guard_input(
         &self,
         request: &ChatRequest,
         ctx: &RequestContext,
     ) -> Result<Option<(&guardrails::Guardrails, &Arc<guardrails::Policy>)>, GatewayError> {
-        let Some(guardrails) = &self.guardrails else {
+        let Some(guardrails) = self.guardrails.as_ref().filter(|_| !ctx.configured_model) else {
             return Ok(None);
         };
         let key_name = match &ctx.caller {
@@ -752,6 +750,8 @@ impl Gateway {
         }
     }
 
+    /// The caller's model allow-list, for the name asked for (before the cache: a key may not
+    /// read answers of a model it may not call).
     fn check_allowed(&self, model: &str, ctx: &RequestContext) -> Result<(), GatewayError> {
         if ctx.configured_model {
             return Ok(());

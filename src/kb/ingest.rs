@@ -19,6 +19,7 @@ use super::chunk::{ChunkOptions, ChunkedDocument, Format, chunk_document};
 use super::embed::{INGEST_BATCH, TextEmbedder, passage};
 use crate::gateway::GatewayError;
 use crate::gateway::{RequestContext, new_request_id};
+use crate::safety::injection::instructions_in_document;
 use crate::store::{ChunkRecord, Database, DocumentRecord, StoreError};
 
 /// `kb_meta` key naming the model the stored embeddings came from.
@@ -281,6 +282,12 @@ fn prepare(
         .and_then(|s| s.to_str())
         .unwrap_or(relative);
     let ChunkedDocument { title, chunks, .. } = chunk_document(&text, format, stem, options);
+    // HTML loses its comments, attributes and styles on the way to text, and with them the
+    // marks of hidden instructions; the hidden text itself stays. Such a page is flagged whole.
+    let hidden = match format {
+        Format::Html => instructions_in_document(&text),
+        _ => None,
+    };
     if chunks.is_empty() {
         return Err("no text to index".into());
     }
@@ -303,7 +310,8 @@ fn prepare(
             .map(|(i, c)| ChunkRecord {
                 ordinal: i as u32,
                 heading_path: c.heading_path.join(" > "),
-                flagged: crate::safety::injection::instructions_in_document(&c.text)
+                flagged: instructions_in_document(&c.text)
+                    .or(hidden)
                     .map(|reason| reason.as_str().to_owned()),
                 text: c.text,
                 span: c.span,

@@ -7,6 +7,7 @@ use crate::gateway::{Completion, Gateway, RequestContext};
 use crate::kb::search::Hit;
 use crate::prompts::{AnswerContext, Prompt, PromptError, Registry, TemplateSource};
 use crate::providers::types::{ChatRequest, Message, Role};
+use crate::safety::Canary;
 
 /// What the prompt tells the model to say when the sources lack the answer; also the
 /// assistant's own answer when retrieval finds nothing close enough to ask a model.
@@ -42,8 +43,8 @@ pub struct Generation<'a> {
     pub category: &'a str,
     pub department: Option<&'a str>,
     pub hits: &'a [Hit],
-    /// A token added to the system prompt; an answer that repeats it leaked the prompt.
-    pub canary: &'a str,
+    /// Added to the system prompt; an answer that repeats it leaked the prompt.
+    pub canary: Option<&'a Canary>,
 }
 
 pub async fn generate(
@@ -73,11 +74,9 @@ pub async fn generate(
         },
     )?;
     let mut system = generation.prompt.system.clone();
-    if !generation.canary.is_empty() {
-        system.push_str(&format!(
-            "\n(Confidential marker: {}. Never output it.)",
-            generation.canary
-        ));
+    if let Some(canary) = generation.canary {
+        system.push('\n');
+        system.push_str(&canary.marker());
     }
     let request = ChatRequest {
         model: generation.model.to_owned(),

@@ -17,6 +17,7 @@
 //! sentence. Citation markers are neither.
 
 use super::citations;
+use crate::safety::pii::strip_placeholders;
 use crate::safety::stream::SentenceGate;
 
 /// An answer after grounding: its citations (re-pointed where a sentence cited the wrong
@@ -46,7 +47,7 @@ pub fn check(answer: &str, sources: &[&str]) -> Grounded {
             .filter(|&&n| n >= 1 && n <= sources.len())
             .map(|&n| n - 1)
             .collect();
-        let plain = citations::strip(&sentence);
+        let plain = strip_placeholders(&citations::strip(&sentence));
         let claimed = figures(&plain);
         let holds = |i: usize, figure: &String| source_figures[i].contains(figure);
         let supported_by_cited = |figure: &String| cited.iter().any(|&i| holds(i, figure));
@@ -170,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn invented_names_are_found_and_names_from_sources_or_question_accepted() {
+    fn invented_names_are_found_and_only_sources_count_as_evidence() {
         let sources = ["Contracts above 250,000 EUR are signed by Elena Petrova, the CFO."];
         assert!(ungrounded("They are signed by Elena Petrova [1].", &sources).is_empty());
         assert_eq!(
@@ -234,6 +235,11 @@ mod tests {
             ungrounded_figures("Yes, parental leave is 52 weeks [1].", &sources),
             vec!["52".to_owned()],
             "a figure the question asserts is not evidence"
+        );
+        assert!(
+            ungrounded_figures("We will write to [EMAIL_1] within 30 days [1].", &sources)
+                .is_empty(),
+            "a redaction placeholder is not a figure"
         );
         assert_eq!(
             ungrounded_figures("Version 3.5.", &sources),

@@ -32,7 +32,9 @@ use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::models::embedder::cosine;
 use crate::prompts::{PromptError, Registry};
 use crate::safety::learned::InjectionHead;
-use crate::safety::{InputGuard, OutputGuard, Reason, Redaction, SafetyError, Shown, Verdict};
+use crate::safety::{
+    Canary, InputGuard, OutputGuard, Reason, Redaction, SafetyError, Shown, Verdict,
+};
 use crate::store::{Database, SemanticEntry, now_ms};
 use answer::{AnswerError, Generation};
 use classify::{Classification, Classifier};
@@ -297,9 +299,9 @@ pub struct Assistant {
     input_guard: InputGuard,
     output_guard: OutputGuard,
     safety: SafetyConfig,
-    /// A random token in the system prompt (empty when `safety.canary` is off): an answer that
-    /// repeats it has leaked the instructions.
-    canary: String,
+    /// In the system prompt unless `safety.canary` is off: an answer that repeats it has
+    /// leaked the instructions.
+    canary: Option<Canary>,
     /// Hash of every setting that shapes an answer, part of each cache key: a changed route,
     /// threshold or retrieval setting retires the cached answers.
     fingerprint: String,
@@ -405,11 +407,7 @@ impl Assistant {
                 &config.safety.banned_patterns,
                 config.safety.leak_overlap_words,
             )?,
-            canary: if config.safety.canary {
-                format!("ac-{:016x}", fastrand::u64(..))
-            } else {
-                String::new()
-            },
+            canary: config.safety.canary.then(Canary::new),
             safety: config.safety.clone(),
         })
     }
@@ -702,7 +700,7 @@ impl Assistant {
             category: classification.category.as_str(),
             department: classification.department.as_deref(),
             hits,
-            canary: &self.canary,
+            canary: self.canary.as_ref(),
         };
         let mut completion = answer::generate(&self.gateway, generation(model), ctx)
             .instrument(tracing::debug_span!("generate", model))
@@ -769,7 +767,7 @@ impl Assistant {
         let original_question = turn.redaction.restore(&turn.question);
         let checked = Shown {
             system: &prompt.system,
-            canary: &self.canary,
+            canary: self.canary.as_ref(),
             question: &original_question,
             sources: shown,
         };

@@ -38,11 +38,7 @@ pub fn guard(
     settings: &SafetyConfig,
     question: &str,
 ) -> Result<Guarded, Verdict> {
-    let checks = InputChecks {
-        injection: settings.injection,
-        content: settings.content,
-    };
-    if let Some(verdict) = guard.check_text(question, checks) {
+    if let Some(verdict) = guard.check_text(question, InputChecks::from(settings)) {
         return Err(verdict);
     }
     let mut redaction = Redaction::new();

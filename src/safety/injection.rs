@@ -9,52 +9,58 @@ use std::sync::LazyLock;
 
 use regex::RegexSet;
 
-use super::normalize::{Encoding, Views};
+use super::normalize::Views;
+use super::rules::{Finding, RuleSet};
 use super::{Reason, SafetyError};
 
 /// What the instructions, rules or prompt of a model are called.
-const TARGET: &str = r"(instructions?|instruction set|rules|prompts?|guidelines|directives|directions|programming|guardrails|restrictions|constraints|filters|safeguards|system message|commands|context)";
-/// Words that point at *the model's* instructions, not at a company rule.
-const WHOSE: &str = r"(previous|prior|above|earlier|preceding|all|your|system|initial|original|these|those|any|every|existing|current|old|given|developer)";
+const TARGET: &str = r"(instructions?|instruction set|rules|prompts?|guidelines|directives|programming|guardrails|restrictions|constraints|filters|safeguards|system message|commands)";
+/// Words that point at *the model's* instructions, not at a company rule ("the current travel
+/// restrictions" is the company's).
+const WHOSE: &str = r"(previous|prior|above|earlier|preceding|your|system|initial|original|developer|all (of )?(the |your )?(previous|prior|above|earlier)|all)";
 
 /// `(reason, pattern)`; patterns are matched against lower-cased, folded text.
 fn patterns() -> Vec<(Reason, String)> {
     use Reason::*;
-    let override_verbs = r"(ignore|ignoring|disregard|forget|skip|override|overrule|bypass|abandon|drop|discard|neglect|circumvent|throw out|set aside|stop following|don't follow|do not follow|no longer follow)";
+    let override_verbs = r"(ignore|ignoring|disregard|forget|skip|override|overrule|bypass|abandon|discard|circumvent|throw out|set aside|stop following|no longer follow)";
     vec![
         (
             InstructionOverride,
-            format!(r"\b{override_verbs}\b[^.?!\n]{{0,40}}\b{WHOSE}\b[^.?!\n]{{0,30}}\b{TARGET}"),
+            format!(r"\b{override_verbs}\b[^.?!\n]{{0,25}}\b{WHOSE}\s+([a-z]+\s+)?{TARGET}\b"),
         ),
         (
             InstructionOverride,
-            format!(r"\b{TARGET}\b[^.?!\n]{{0,20}}\b(above|before|so far)\b[^.?!\n]{{0,20}}\b(no longer apply|are void|are cancelled|don't apply|do not apply|are over)"),
+            format!(r"\b{override_verbs}\b[^.?!\n]{{0,15}}\b(the |these |those )?{TARGET}\b[^.?!\n]{{0,15}}\b(above|so far|you were given|you've been given|you have been given|you got|you received)\b"),
         ),
         (
             InstructionOverride,
-            format!(r"\b{override_verbs}\b[^.?!\n]{{0,15}}\b(the |these |those )?{TARGET}\b[^.?!\n]{{0,15}}\b(above|before|so far|you were given|you've been given|you have been given|you got|you received)"),
+            format!(r"\b{override_verbs}\s+(everything|all)\s+(you (were|have been|'ve been) (told|given|instructed)|above|so far)\b"),
         ),
         (
             InstructionOverride,
-            r"\b(new|updated|revised|real|actual|true) (system )?(instructions?|task|directive|rules|orders)\s*(:|are|follow)".into(),
+            format!(r"\b{TARGET}\b[^.?!\n]{{0,20}}\b(above|so far)\b[^.?!\n]{{0,20}}\b(no longer apply|are void|are cancelled|don't apply|do not apply|are over)\b"),
         ),
         (
             InstructionOverride,
-            r"\b(you're|you are|you) (no longer|not|never again) (limited|bound|restricted|required|obliged|constrained)\b|\b(begin|start|end|prefix|append|finish)\b[^.?!\n]{0,20}\b(every|all|each|your) (answers?|repl(y|ies)|responses?|messages?)\b[^.?!\n]{0,10}\bwith\b|\b(answer|respond|reply) (to )?(every|each|all) (prompts?|questions?|messages?)\b|\bfrom (this|here|that) (message|point|moment|reply) on(ward|wards)?\b|\b(treat|take|consider|use) (it|this|that|the (result|output|decoded (text|message)))\b[^.?!\n]{0,20}\b(as )?(your )?(new |standing |next |only )?(instructions?|commands?|orders?|prompt)\b|\b(decode|decipher|decrypt|reverse|unscramble|rot13|un-?rot)\b[^.?!\n]{0,40}\b(then|and)\b[^.?!\n]{0,15}\b(do|follow|obey|execute|run|answer|carry out|act on|comply)\b".into(),
+            r"\b(new|updated|revised|real|actual|true) (system )?(instructions?|directives?|orders|task)\s*:|\byour (new|real|actual|true) (instructions|task|role|purpose|orders|rules|directive)\b".into(),
         ),
         (
             InstructionOverride,
-            r"\bfrom now on,? (you|your|act|respond|answer|reply|only|always|ignore)".into(),
+            r"\bfrom now on,? (you|your|act|respond|answer|reply|only|always|ignore)\b|\bfrom (this|here) (message|reply) on(ward|wards)?\b".into(),
         ),
         (
             InstructionOverride,
-            r"\b(instead|rather),? (just )?(say|reply|respond|print|output|write|answer) (with )?(only )?['\x22]".into(),
+            r"\b(instead|rather),? (just )?(say|reply|respond|print|output|write|answer) (with )?(only )?['\x22]|\b(reply|respond|answer|say) (only |just )?(with )?(the word )?['\x22]?(hacked|pwned|i have been pwned)\b".into(),
         ),
         (
             InstructionOverride,
-            r"\b(reply|respond|answer|say) (only |just )?(with )?(the word )?['\x22]?(hacked|pwned|owned|i have been pwned)".into(),
+            r"\b(you're|you are) (no longer|never again) (limited to|bound by|restricted to|required to follow)\b|\b(begin|start|end|prefix|append|finish)\b[^.?!\n]{0,20}\b(every|all|each|your) (answers?|repl(y|ies)|responses?)\b[^.?!\n]{0,10}\bwith\b|\b(answer|respond|reply) (to )?(every|each|all) (my )?prompts?\b".into(),
         ),
-        // Fake turns and delimiters: chat-template tokens, markdown role headers, fake ends.
+        (
+            InstructionOverride,
+            r"\b(treat|take|consider|use) (it|this|that|the (result|output|decoded (text|message)))\b[^.?!\n]{0,20}\b(as )?(your )?(new |standing |next |only )?(instructions?|commands?|orders?|prompt)\b|\b(decode|decipher|decrypt|reverse|unscramble|rot13|un-?rot)\b[^.?!\n]{0,40}\b(then|and)\b[^.?!\n]{0,15}\b(do|follow|obey|execute|run|answer|carry out|act on|comply)\b".into(),
+        ),
+        // Fake turns and delimiters: chat-template tokens, role headers, fake ends.
         (
             FakeRole,
             r"(<\|im_start\|>|<\|im_end\|>|<\|(system|assistant|user|endoftext|eot_id|start_header_id)\|>|\[/?inst\]|<</?sys>>|</?system>|</?(instructions?|admin)>)".into(),
@@ -65,82 +71,78 @@ fn patterns() -> Vec<(Reason, String)> {
         ),
         (
             FakeRole,
-            r"#{2,}\s*(new )?(instruction|system|response|admin)".into(),
+            r"#{2,}\s*(new )?(instruction|system|response|admin)\b".into(),
         ),
         (
             FakeRole,
-            r#"\b(end of|ignore the) (the )?(context|sources|documents?|prompt|input|system prompt|conversation|user (input|question|message|query))\b|(---|===|\*\*\*|###|\[\[)\s*(end|begin|start)\b|\b(begin|start of) (the )?(admin|system|developer|root) (note|message|prompt|instructions?|override)\b|\b(user query|retrieved (passage|document|context|chunk)|tool output|function result)\s*(\[\d+\])?\s*:|"role"\s*:\s*"(system|assistant|developer)"|\[(system|admin|developer|root)( [a-z]+)?\]"#.into(),
-        ),
-        (
-            FakeRole,
-            r"(\]\]|\}\}|-->|```)\s*(\n\s*)?(now|new|system|assistant|ignore)".into(),
+            r#"(^|\n|---|===|\*\*\*|###|\[|<|\()\s*(end of|ignore the) (the )?(context|sources|documents?|prompt|input|system prompt|user (input|question|message|query))\b|(---|===|\*\*\*|###|\[\[)\s*(end|begin|start)\b|\b(begin|start of) (the )?(admin|system|developer|root) (note|message|prompt|instructions?|override)\b|\b(user query|retrieved (passage|document|context|chunk)|tool output|function result)\s*(\[\d+\])?\s*:|"role"\s*:\s*"(system|assistant|developer)"|\[(system|admin|developer|root)( [a-z]+)?\]|(\]\]|\}\}|```)\s*(\n\s*)?(now|new|ignore)\b"#.into(),
         ),
         // The system prompt, the instructions or the hidden context asked for.
         (
             PromptExtraction,
-            r"\b(show|print|reveal|repeat|display|output|tell|give|share|dump|leak|write out|list|summari[sz]e|paraphrase|translate|recite|copy|disclose|expose|return|echo|spell out|what (is|are|was|were))\b[^.?!\n]{0,40}\b(system|initial|original|hidden|secret|internal|developer|pre-?prompt|starting|first|full|exact|confidential|your)\s+(prompt|instructions|message|rules|guidelines|directives|configuration|config|context|setup)".into(),
+            r"\b(show|print|reveal|repeat|display|output|tell|give|share|dump|leak|write out|list|summari[sz]e|paraphrase|recite|copy|disclose|expose|echo|spell out|paste|quote|encode|reply with|respond with|send me|what (is|are|was|were|does|do))\b[^.?!\n]{0,40}\b(system|initial|original|hidden|secret|internal|developer|pre-?prompt|starting|first|full|exact|confidential|your)\s+(prompt|instructions|system message|rules|guidelines|directives|configuration|config|setup|programming)\b".into(),
         ),
         (
             PromptExtraction,
-            r"\b(system ?prompt|pre-?prompt|metaprompt|initial prompt|hidden prompt)\b".into(),
+            r"\b(system ?prompt|pre-?prompt|metaprompt|initial prompt|hidden prompt)\b|\bmy instructions (are|were)\b".into(),
         ),
         (
             PromptExtraction,
-            r"\b(repeat|print|output|copy|reproduce|recite|echo|write)\b[^.?!\n]{0,30}\b(text|everything|words|content|lines|message|all)\b[^.?!\n]{0,25}\b(above|before|preceding|prior|earlier|verbatim|word for word)".into(),
+            r"\b(repeat|print|output|copy|reproduce|recite|echo|write)\b[^.?!\n]{0,30}\b(text|everything|words|content|lines|message)\b[^.?!\n]{0,25}\b(above|preceding|verbatim|word for word)\b".into(),
         ),
         (
             PromptExtraction,
-            r"\bwhat (were|are|was) you (told|instructed|given|programmed|configured)\b|\b(beginning|start) of (this|the|our) (conversation|chat|session|prompt)\b|\b(you were|you've been|you have been) (told|instructed|programmed)\b".into(),
+            r"\bwhat (were|are|was) you (told|instructed|given|programmed|configured)\b|\b(beginning|start) of (this|the|our) (conversation|chat|session|prompt)\b|\b(you were|you've been|you have been) (told|instructed|programmed) (to|not to)\b".into(),
         ),
         (
             PromptExtraction,
-            r"\b(everything|all the text|all text|what is written|whatever is written) (before|above|prior to)\b".into(),
+            r#"\b(everything|all the text|all text|what is written|whatever is written) (above|before this (line|message|point)|prior to this (line|message)|before ['"]?(user|human|assistant|system)['"]?:?)|\b(developer|system|hidden|initial) message (you were given|you received|above)\b"#.into(),
         ),
         (
             PromptExtraction,
-            r"\byour (own |system |initial |original |hidden |secret |internal |full |exact |current )?(prompt|instructions|system message|configuration( text)?|config|directives|programming|pre-?prompt)\b|\bmy instructions (are|were)\b|\b(print|quote|output|paste|show|repeat|copy|dump|reproduce|give me)\b[^.?!\n]{0,40}\b(instructions|prompt|rules|configuration|everything|them|that part|chunks|context|documents|sources|metadata)\b[^.?!\n]{0,30}\b(raw|verbatim|word for word|word-for-word|unredacted|in full|with (their|the|its) metadata)\b".into(),
+            r"\b(print|quote|output|paste|show|repeat|copy|dump|reproduce|give me)\b[^.?!\n]{0,40}\b(instructions|prompt|configuration|everything|them|that part|chunks|context|documents|sources|metadata)\b[^.?!\n]{0,30}\b(raw|verbatim|word for word|word-for-word|unredacted|with (their|the|its) metadata)\b".into(),
         ),
         // Role play and jailbreak personas.
         (
             RolePlay,
-            r"\b(dan|dude|stan|aim|anti-?dan|evil ?bot|evil ?gpt|chaos ?gpt|bettergpt|jailbroken|jailbreak|jail-?break)\b[^.?!\n]{0,40}\b(mode|prompt|persona|character|enabled|version|you are|act)|\b(act|behave|respond|answer) as (dan|dude|stan|aim)\b".into(),
+            r"\b(dan|dude|stan|anti-?dan|evil ?bot|evil ?gpt|chaos ?gpt|bettergpt) (mode|prompt|persona|jailbreak)\b|\b(act|behave|respond|answer) as (dan|dude|stan)\b|\byou are (now )?(dan|dude|stan)\b|\bdo anything now\b".into(),
         ),
         (
             RolePlay,
-            r"\bdo anything now\b|\bjailbr(eak|oken|eaking)\b|\b(uncensored|unfiltered|unrestricted|unaligned|amoral|unethical) (ai|assistant|model|chatbot|bot|version|mode|response|answer)".into(),
+            r"\bjailbr(eak|oken)(ed)? (mode|prompt|version|ai|assistant|chatbot|model|persona)\b|\bjailbreak (you|yourself)\b|\b(uncensored|unfiltered|unrestricted|unaligned|amoral|unethical) (ai|assistant|model|chatbot|bot|version|mode|response|answer)s?\b".into(),
         ),
         (
             RolePlay,
-            r"\b(act|behave|pretend|roleplay|role-play|role play|imagine|simulate|play the role|you are|you're|become)\b[^.?!\n]{0,60}\b(no|without|free (of|from)|not bound by|ignores?|beyond|outside|lacks?|don't have|do not have|doesn't have)\b[^.?!\n]{0,25}\b(restrictions|limitations|limits|filters|filter|censorship|rules|guidelines|ethics|ethical|morals|moral|boundaries|policies|content policy|safety)".into(),
+            r"\b(act|behave|pretend|roleplay|role-play|role play|simulate|play the role)\b[^.?!\n]{0,60}\b(no|without|free (of|from)|not bound by|ignores?|beyond|outside|lacks?|don't have|do not have|doesn't have)\b[^.?!\n]{0,25}\b(restrictions|limitations|limits|filters|filter|censorship|rules|guidelines|ethics|ethical|morals|moral|boundaries|content policy)\b".into(),
         ),
         (
             RolePlay,
-            r"\byou are (now |no longer )(a |an |my |the )?[a-z]|\byou are no longer\b|\bstay in character\b|\bbreak character\b|\b(opposite|evil|dark|shadow|unfiltered) (twin|version|mode|side) of (yourself|you|chatgpt|the assistant)".into(),
+            r"\byou are now (a|an|my|the) ([a-z]+ ){0,3}(ai|bot|assistant|model|character|persona|hacker)\b|\byou are no longer (an? )?(ai|assistant|bot|chatbot|language model|askacme)\b|\bstay in character\b|\bbreak character\b|\b(opposite|evil|dark|shadow|unfiltered) (twin|version|mode|side) of (yourself|you|chatgpt|the assistant)\b".into(),
         ),
         (
             RolePlay,
-            r"\b(ai|ais|bot|bots|assistant|model|character|persona|version of you|you|who|that)\b[^.?!\n]{0,40}\b(has|have|with|having)\s+no\s+(rules|restrictions|filters|limits|limitations|ethics|morals|guidelines|boundaries|censorship|content policy)\b|\b(role-?play|roleplay|pretend to be|act as|play the role of|simulate|impersonate)\b[^.?!\n]{0,60}\b(hacker|criminal|villain|terrorist|evil|unethical|unrestricted|unfiltered|uncensored|jailbroken|no rules|without rules|dark web|black-?hat)\b|\b(you|you'll|you will)\s+(play|portray|roleplay as|role-play as)\b|\b(role-?play|roleplay)\b[^.?!\n]{0,30}\byou are\b|\b(never|don't|do not|must not|mustn't|won't|will not|cannot|can't)\s+(refuse|decline|reject)\s+(any|a single|my|anything|to answer)|\brefus(al|als|ing)\b[^.?!\n]{0,10}\b(is|are|would be)\s+(censorship|not (allowed|permitted|an option))|\b(no|without) (caveats|disclaimers|warnings|hedging|moralizing|moralising|lectures?|censorship)\b|\byou\b[^.?!\n]{0,12}\brole-?play(ed|ing)?\b".into(),
+            r"\b(ai|ais|bot|bots|assistant|model|character|persona|version of you|who|that)\b[^.?!\n]{0,40}\b(has|have|with|having)\s+no\s+(rules|restrictions|filters|limits|limitations|ethics|morals|guidelines|boundaries|censorship|content policy)\b|\b(role-?play|roleplay|pretend to be|act as|play the role of|simulate|impersonate)\b[^.?!\n]{0,60}\b(hacker|criminal|villain|terrorist|evil|unethical|unrestricted|unfiltered|uncensored|jailbroken|no rules|without rules|dark web|black-?hat)\b|\byou (will |'ll )?(play|portray) (the (role|part) of |a character\b|[a-z]+, an? )|\b(role-?play|roleplay)\b[^.?!\n]{0,30}\byou are\b|\byou\b[^.?!\n]{0,12}\brole-?play(ed|ing)?\b".into(),
         ),
         (
             RolePlay,
-            r"\b(grandma|grandmother|granny|nana)\b[^.?!\n]{0,60}\b(used to|would)\b[^.?!\n]{0,30}\b(tell|read|sing|recite|whisper)".into(),
+            r"\byou (must |will |should |shall |can )?(never|not|don't|do not|won't|will not|cannot|can't) (refuse|decline|reject)\b|\brefus(al|als|ing)\b[^.?!\n]{0,10}\b(is|are|would be)\s+(censorship|not (allowed|permitted|an option))\b|\b(no|without) (caveats|disclaimers|hedging|moralizing|moralising)\b".into(),
         ),
         (
             RolePlay,
-            r"\b(hypothetically|hypothetical|in a fictional|fictional world|for a novel|for a story|for a screenplay|in a story|purely fictional|thought experiment)\b[^\n]{0,80}\b(how to|step by step|steps to|instructions for|explain how|detailed)".into(),
+            r"\b(grandma|grandmother|granny|nana)\b[^.?!\n]{0,60}\b(used to|would)\b[^.?!\n]{0,30}\b(tell|read|sing|recite|whisper)\b".into(),
         ),
         (
             DeveloperMode,
-            r"\b(developer|dev|debug|god|admin|maintenance|sudo|root|unrestricted|unlocked|test|diagnostic|override|jailbreak|dan) mode\b[^.?!\n]{0,30}\b(enabled|activated|engaged|unlocked|output|response)|\b(enable|activate|enter|switch to|turn on|unlock|engage)\b[^.?!\n]{0,10}\b(developer|dev|debug|god|admin|maintenance|sudo|root|unrestricted|jailbreak|dan) mode\b[^.?!\n]{0,40}\b(you|your|assistant|ai|chatbot|model|respond|answer|reply)|\b(you are|you're|you're now|you are now|now) (in|operating in|running in|entering) [a-z ]{0,20}mode".into(),
+            r"\b(developer|dev|debug|god|admin|maintenance|sudo|root|unrestricted|unlocked|diagnostic|jailbreak|dan) mode\b[^.?!\n]{0,30}\b(enabled|activated|engaged|unlocked|output|response)\b|\b(enable|activate|enter|switch to|turn on|unlock|engage)\b[^.?!\n]{0,10}\b(developer|dev|debug|god|admin|maintenance|sudo|root|unrestricted|jailbreak|dan) mode\b[^.?!\n]{0,40}\b(you|your|assistant|ai|chatbot|model|respond|answer|reply)\b|\byou('re| are)( now)? (in|operating in|running in|entering) [a-z ]{0,20}mode\b".into(),
         ),
         (
             PayloadSplitting,
-            r#"\b[a-z]\d?\s*=\s*['"][^'"\n]{1,60}['"][^\n]{0,40}\b[a-z]\d?\s*=\s*['"]|\b(concatenate|combine|join|put together|merge)\b[^.?!\n]{0,30}\b(strings|parts|pieces|fragments|halves|variables|words|a\s*\+\s*b|x\s*\+\s*y)|\b[a-z]\d?\s*\+\s*[a-z]\d?\b[^\n]{0,30}\b(execute|follow|do|run|answer|respond|obey)"#.into(),
+            r#"\b[a-z]\d?\s*=\s*['"][^'"\n]{1,60}['"][^\n]{0,40}\b[a-z]\d?\s*=\s*['"]|\b(concatenate|combine|join|put together|merge)\b[^.?!\n]{0,30}\b(strings|variables|a\s*\+\s*b|x\s*\+\s*y|the (two )?(halves|fragments) (above|below))\b|\b[a-z]\d?\s*\+\s*[a-z]\d?\b[^\n]{0,30}\b(execute|follow|do|run|answer|respond|obey)\b"#.into(),
         ),
         // Other languages: override, extraction and persona, in the words people use.
         (
             InstructionOverride,
-            r"\b(ignor(e|ez|er|ieren|iere|iert|a|ar|ate|ad|en)|olvid(a|e|ad|en)|oubli(e|ez|er)|vergiss|vergessen|dimentica|esque(ç|c)a|negeer|vergeet)\b[^.?!\n]{0,50}\b(instructions|instruction|consignes|règles|regles|anweisungen|regeln|vorgaben|instruktionen|instrucciones|reglas|indicaciones|istruzioni|regole|instruções|instrucoes|regras|instructies|regels|richtlijnen)".into(),
+            r"\b(ignor(ez|er|ieren|iere|iert|a|ar|ate|ad|en)|olvid(a|e|ad|en)|oubli(e|ez|er)|vergiss|vergessen|dimentica|esque(ç|c)a|negeer|vergeet)\b[^.?!\n]{0,30}\b(toutes les |alle |todas las |todas as |tutte le |alle )?(précédent\w*|precedent\w*|antérieur\w*|anterior\w*|vorherig\w*|bisherig\w*|ursprünglich\w*|previ\w*|vorig\w*|eerder\w*|tes|vos|deine|ihre|tus|tue|suas|je|jouw|le tue|tutte)\b[^.?!\n]{0,20}\b(instructions|instruction|consignes|règles|regles|anweisungen|regeln|vorgaben|instruktionen|instrucciones|reglas|indicaciones|istruzioni|regole|instruções|instrucoes|regras|instructies|regels|richtlijnen)\b|\b(ignor(ez|er|a|ar|ate|ad|en)|olvid(a|e|ad|en)|oubli(e|ez|er)|dimentica|esque(ç|c)a|negeer|vergeet)\b[^.?!\n]{0,30}\b(instructions|consignes|règles|instrucciones|reglas|indicaciones|istruzioni|regole|instruções|instrucoes|regras|instructies|regels)\b[^.?!\n]{0,15}\b(précédent\w*|precedent\w*|antérieur\w*|anterior\w*|previ\w*|ricevut\w*|recibid\w*|reçues|recebid\w*|eerder\w*|vorige)".into(),
         ),
         (
             InstructionOverride,
@@ -156,15 +158,11 @@ fn patterns() -> Vec<(Reason, String)> {
         ),
         (
             PromptExtraction,
-            r"\b(translate|traduce|traducir|traduis|traduire|übersetze|übersetzen|traduci|tradurre|traduza|traduzir|vertaal|vertalen)\b[^.?!\n]{0,60}\b(instructions|instrucciones|anweisungen|istruzioni|instruções|instrucoes|instructies|prompt|consignes)\b|\b(wiederhole|répète|repite|ripeti|repita|herhaal)\b[^.?!\n]{0,30}\b(deine|tes|tus|tue|suas|je)\b[^.?!\n]{0,20}\b(anweisungen|instructions|instrucciones|istruzioni|instruções|instructies|regeln|règles|reglas|regole|regras|regels)\b".into(),
+            r"\b(translate|traduce|traducir|traduis|traduire|übersetze|übersetzen|traduci|tradurre|traduza|traduzir|vertaal|vertalen)\b[^.?!\n]{0,40}\b(your|tes|vos|deine|ihre|tus|sus|tue|le tue|suas|je|jouw)\s+([a-z]+\s+)?(instructions|instrucciones|anweisungen|istruzioni|instruções|instrucoes|instructies|prompt|consignes|regeln|reglas|regole|regras|regels|règles)\b|\b(instructions|instrucciones|anweisungen|istruzioni|instruções|instructies|consignes)\b[^.?!\n]{0,20}\b(que recibiste|que tu as reçues|die du erhalten|che hai ricevuto|que recebeu|die je kreeg|you received|you were given)\b|\b(wiederhole|répète|repite|ripeti|repita|herhaal)\b[^.?!\n]{0,30}\b(deine|tes|tus|tue|suas|je)\b[^.?!\n]{0,20}\b(anweisungen|instructions|instrucciones|istruzioni|instruções|instructies|regeln|règles|reglas|regole|regras|regels)\b".into(),
         ),
         (
             RolePlay,
-            r"\b(keine|kein|ningún|ninguna|ningunas|nessuna|nessun|nenhuma|nenhum|geen|aucune|aucun) (einschränkungen|regeln|grenzen|restricciones|reglas|límites|restrizioni|regole|limiti|restrições|regras|limites|beperkingen|regels|restrictions?|règles)\b|\b(sin|sans|ohne|senza|sem|zonder) (ética|etica|éthique|ethik|moral|morale|ethiek|escrúpulos|scrupules)\b|\b(finja|finge|fingi|fais semblant|tu so als ob|doe alsof)\b[^.?!\n]{0,40}\b(avó|abuela|nonna|grand-mère|oma)\b|нет (никаких )?(правил|ограничений|фильтров)".into(),
-        ),
-        (
-            RolePlay,
-            r"\b(sans|ohne|sin|senza|sem|zonder) (aucune |jegliche |ninguna |alcuna |nenhuma |enige )?(restrictions?|restriktionen|einschränkungen|regeln|restricciones|reglas|limitazioni|regole|restrições|regras|beperkingen|regels|filtre|filter|filtros|filtri)\b|(без (ограничений|правил|фильтров|цензуры)|没有(任何)?(限制|规则|过滤)|制限なし|制限のない)".into(),
+            r"\b(keine|kein|ningún|ninguna|ningunas|nessuna|nessun|nenhuma|nenhum|geen|aucune|aucun) (einschränkungen|regeln|grenzen|restricciones|reglas|límites|restrizioni|regole|limiti|restrições|regras|limites|beperkingen|regels|restrictions?|règles) (mehr|más|plus|più|mais|meer)\b|\b(hast|tienes|as|hai|tem|hebt) (keine|ningún|ninguna|aucune|nessuna|nenhuma|geen) (einschränkungen|regeln|restricciones|reglas|restrictions|règles|restrizioni|regole|restrições|regras|beperkingen|regels)\b|\b(sin|sans|ohne|senza|sem|zonder) (ética|etica|éthique|ethik|moral|morale|ethiek|escrúpulos|scrupules)\b|\b(finja|finge|fingi|fais semblant|tu so als ob|doe alsof)\b[^.?!\n]{0,40}\b(avó|abuela|nonna|grand-mère|oma)\b|нет (никаких )?(правил|ограничений|фильтров)|\b(sans|ohne|sin|senza|sem|zonder) (aucune |jegliche |ninguna |alcuna |nenhuma |enige )?(restrictions?|restriktionen|einschränkungen|restricciones|limitazioni|restrições|beperkingen|filtre|filtros|filtri)\b|(без (ограничений|правил|фильтров|цензуры)|没有(任何)?(限制|规则|过滤)|制限なし|制限のない)".into(),
         ),
     ]
 }
@@ -205,37 +203,16 @@ pub fn instructions_in_document(text: &str) -> Option<Reason> {
 }
 
 /// The compiled injection heuristics.
-pub struct InjectionRules {
-    set: RegexSet,
-    reasons: Vec<Reason>,
-}
-
-/// A matched family and the view it was found in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    pub reason: Reason,
-    /// `None` for the plain (folded) text.
-    pub encoding: Option<Encoding>,
-}
+pub struct InjectionRules(RuleSet);
 
 impl InjectionRules {
     pub fn new() -> Result<Self, SafetyError> {
-        let (reasons, sources): (Vec<Reason>, Vec<String>) = patterns().into_iter().unzip();
-        let set = RegexSet::new(&sources).map_err(|e| SafetyError::Pattern(e.to_string()))?;
-        Ok(Self { set, reasons })
+        RuleSet::new(patterns()).map(Self)
     }
 
     /// The first family found, in the plain text first, then in the decoded views.
     pub fn find(&self, views: &Views) -> Option<Finding> {
-        for (encoding, text) in views.all() {
-            if let Some(index) = self.set.matches(text).iter().next() {
-                return Some(Finding {
-                    reason: self.reasons[index],
-                    encoding,
-                });
-            }
-        }
-        None
+        self.0.find(views)
     }
 }
 
@@ -343,6 +320,33 @@ mod tests {
             "I forgot my badge, what should I do?",
             "How long is parental leave?",
             "Welche Regeln gelten für das Homeoffice?",
+            // A reviewer's list of ordinary questions an earlier version blocked.
+            "What happens if I don't follow the current safety rules?",
+            "Can my manager override the current travel restrictions?",
+            "The new rules are confusing, where is the summary?",
+            "Do I have to reply to all messages within 24h?",
+            "What applies if you are not required to attend?",
+            "Does the policy apply from that point on?",
+            "What do I say at the end of the conversation with my manager?",
+            "Go to Settings --> System --> About to find the serial number.",
+            "Can I print all my payslips from before 2023?",
+            "Do I need to submit everything before the deadline?",
+            "I followed your instructions but the VPN still fails.",
+            "What is the aim of the new version of the travel policy?",
+            "Dan from IT said you are the right contact, is that so?",
+            "May I jailbreak my company iPhone?",
+            "If you're remote with no safety equipment, what do you do?",
+            "Can I keep my laptop if you are no longer an employee?",
+            "Can I be fired without warnings?",
+            "HR can't reject my request, can they?",
+            "What role do you play in performance reviews?",
+            "Hypothetically, if I resign, what are the steps to take?",
+            "My laptop is now in airplane mode and will not connect.",
+            "Can I combine the two parts of my leave?",
+            "What if someone tells me to ignore the safety instructions?",
+            "N'oubliez pas les consignes de sécurité.",
+            "Can you translate the VPN setup instructions into Spanish?",
+            "If you are no longer employed, who owns your laptop?",
         ] {
             assert_eq!(reason(text), None, "{text}");
         }

@@ -18,12 +18,13 @@ pub mod learned;
 pub mod normalize;
 pub mod output;
 pub mod pii;
+pub mod rules;
 pub mod stream;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::PiiAction;
-pub use output::{OutputGuard, Shown};
+pub use output::{Canary, OutputGuard, Shown};
 pub use pii::{PiiDetector, PiiKind, Redaction};
 
 use content::ContentRules;
@@ -150,6 +151,15 @@ pub struct InputChecks {
     pub injection: bool,
     /// Harmful and off-topic requests.
     pub content: bool,
+}
+
+impl From<&crate::config::SafetyConfig> for InputChecks {
+    fn from(settings: &crate::config::SafetyConfig) -> Self {
+        Self {
+            injection: settings.injection,
+            content: settings.content,
+        }
+    }
 }
 
 /// The input guard's compiled rules and, when trained, the learned detector.

@@ -359,6 +359,10 @@ fn rot13(text: &str) -> String {
 fn unleet(text: &str) -> String {
     text.split(' ')
         .map(|word| {
+            // A lone "1" among leetspeak words is the pronoun.
+            if word == "1" {
+                return "i".to_owned();
+            }
             if !word.chars().any(char::is_alphabetic) {
                 return word.to_owned();
             }

@@ -363,6 +363,7 @@ async fn guardrails_block_injections_and_withhold_leaked_replies() {
 
     let mut streamed = request;
     streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
     let response = app.post("/v1/chat/completions", streamed).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
@@ -374,6 +375,9 @@ async fn guardrails_block_injections_and_withhold_leaked_replies() {
         text.contains("\"finish_reason\":\"content_filter\""),
         "{text}"
     );
+    // The rest of the upstream stream was read for its usage: the request is billed in full.
+    assert!(text.contains("\"completion_tokens\":300"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 }
 
 #[test]
