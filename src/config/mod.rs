@@ -710,6 +710,13 @@ impl Config {
         Ok(())
     }
 
+    /// What a policy's canary token is derived from: this installation's data directory and
+    /// the policy's name (see `safety::Canary`).
+    pub fn canary_seed(&self, policy: &str) -> String {
+        let data_dir = self.storage.data_dir.as_deref().unwrap_or(Path::new(""));
+        format!("{}|{policy}", data_dir.display())
+    }
+
     pub fn models_dir(&self) -> PathBuf {
         PathBuf::from(&self.storage.models_dir)
     }

@@ -61,7 +61,7 @@ impl Guardrails {
                         &guardrail.banned_patterns,
                         config.safety.leak_overlap_words,
                     )?,
-                    canary: Canary::new(),
+                    canary: Canary::derived(&config.canary_seed(&format!("guardrail {name}"))),
                     config: guardrail.clone(),
                 }))
             })

@@ -23,6 +23,11 @@ const DECLINES: &[&str] = &[
     "not specified in the sources",
     "not mentioned in the sources",
     "not provided in the sources",
+    "not specified in the given sources",
+    "not mentioned in the given sources",
+    "not provided in the given sources",
+    "not specified in the provided sources",
+    "not mentioned in the provided sources",
     "sources do not contain",
     "sources don't contain",
 ];

@@ -30,7 +30,9 @@ pub struct Grounded {
 }
 
 /// Checks `answer` sentence by sentence against the `sources` it cites (1-based markers).
-pub fn check(answer: &str, sources: &[&str]) -> Grounded {
+/// Names in `operator` (the system prompt: the company's own name, the assistant's) count as
+/// grounded; its figures do not.
+pub fn check(answer: &str, sources: &[&str], operator: &str) -> Grounded {
     let source_figures: Vec<Vec<String>> = sources.iter().map(|s| figures(s)).collect();
     let mut ungrounded: Vec<String> = Vec::new();
     let mut out = String::with_capacity(answer.len());
@@ -69,7 +71,7 @@ pub fn check(answer: &str, sources: &[&str]) -> Grounded {
                 .for_each(|f| note(f.clone(), &mut ungrounded));
         }
         for name in names(&plain) {
-            if !sources.iter().any(|s| s.contains(name)) {
+            if !operator.contains(name) && !sources.iter().any(|s| s.contains(name)) {
                 note(name.to_owned(), &mut ungrounded);
             }
         }
@@ -83,7 +85,7 @@ pub fn check(answer: &str, sources: &[&str]) -> Grounded {
 
 /// The figures and names in `answer` that no source supports (see [`check`]).
 pub fn ungrounded(answer: &str, sources: &[&str]) -> Vec<String> {
-    check(answer, sources).ungrounded
+    check(answer, sources, "").ungrounded
 }
 
 /// The answer's sentences, each with its trailing citation and whitespace.
@@ -249,6 +251,19 @@ mod tests {
     }
 
     #[test]
+    fn names_the_system_prompt_gives_are_grounded_and_its_figures_are_not() {
+        let sources = ["Employees qualify after six months of service."];
+        let system = "You are AskAcme, the internal assistant of Acme Corp. Answer in 3 sentences.";
+        let answer = "You qualify after working at Acme Corp for six months [1].";
+        assert!(check(answer, &sources, system).ungrounded.is_empty());
+        assert_eq!(ungrounded(answer, &sources), ["Acme", "Corp"]);
+        assert_eq!(
+            check("You get 3 weeks [1].", &sources, system).ungrounded,
+            ["3"]
+        );
+    }
+
+    #[test]
     fn a_figure_must_be_in_the_source_its_sentence_cites() {
         let sources = [
             "How to apply: tell your manager 8 weeks before the leave starts.",
@@ -258,6 +273,7 @@ mod tests {
         let repointed = check(
             "Primary caregivers get 20 weeks [1]. Apply 8 weeks ahead [1].",
             &sources,
+            "",
         );
         assert!(repointed.ungrounded.is_empty(), "{repointed:?}");
         assert_eq!(
@@ -267,6 +283,7 @@ mod tests {
         let borrowed = check(
             "Acme reimburses 75% of childcare and 20 weeks of leave [2].",
             &sources,
+            "",
         );
         assert_eq!(
             borrowed.ungrounded,

@@ -407,7 +407,10 @@ impl Assistant {
                 &config.safety.banned_patterns,
                 config.safety.leak_overlap_words,
             )?,
-            canary: config.safety.canary.then(Canary::new),
+            canary: config
+                .safety
+                .canary
+                .then(|| Canary::derived(&config.canary_seed("assistant"))),
             safety: config.safety.clone(),
         })
     }
@@ -801,7 +804,7 @@ impl Assistant {
             response.answer = reply.to_owned();
             return;
         }
-        let grounded = grounding::check(text, shown);
+        let grounded = grounding::check(text, shown, &prompt.system);
         turn.lap(|s| &mut s.grounding);
         if !grounded.ungrounded.is_empty() {
             tracing::warn!(
