@@ -29,7 +29,7 @@ pub struct SafetyConfig {
     /// The learned detector's head (`askacme safety train` writes it); empty:
     /// `<models_dir>/safety/injection-head.json`. Absent, the rules run alone.
     pub learned_head: String,
-    /// Put a random canary token in the system prompt and refuse answers that repeat it.
+    /// Put a canary token in the system prompt and refuse answers that repeat it.
     pub canary: bool,
     /// An answer that repeats this many consecutive words of the system prompt leaks it.
     pub leak_overlap_words: usize,
