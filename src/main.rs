@@ -431,12 +431,9 @@ async fn eval_pairs(
     println!("{}", semantic::family_table(&scored, threshold));
     println!("{}", semantic::threshold_table(&scored));
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    let (p50, p95, max) = semantic::guard_latency(&scored);
     println!(
-        "guard latency per pair: p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms",
-        ms(p50),
-        ms(p95),
-        ms(max)
+        "guard latency per pair: {}",
+        latency_line(semantic::guard_latency(&scored))
     );
     let verified = scored.iter().filter(|s| s.verify_time.is_some()).count();
     if verified > 0 {
@@ -683,13 +680,9 @@ async fn eval_redteam(
     }
     println!("{} cases\n", judged.len());
     println!("{}", redteam::family_table(&judged));
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    let (p50, p95, max) = redteam::rules_latency(&judged);
     println!(
-        "input guard rules per case: p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms (the learned detector adds one dot product to the embedding the pipeline computes anyway)",
-        ms(p50),
-        ms(p95),
-        ms(max)
+        "input guard rules per case: {} (the learned detector adds one dot product to the embedding the pipeline computes anyway)",
+        latency_line(redteam::rules_latency(&judged))
     );
     if let Some(path) = handbook {
         let questions =
@@ -719,6 +712,23 @@ async fn eval_redteam(
         }
     }
     Ok(())
+}
+
+/// `p50 … ms, p95 … ms, max … ms` of measured times.
+fn latency_line(
+    (p50, p95, max): (
+        std::time::Duration,
+        std::time::Duration,
+        std::time::Duration,
+    ),
+) -> String {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms",
+        ms(p50),
+        ms(p95),
+        ms(max)
+    )
 }
 
 async fn purge_cache(config: &Config, all: bool, older_than: Option<u64>) -> Result<()> {

@@ -39,10 +39,20 @@ pub struct Policy {
     canary: Canary,
 }
 
-/// A request as one deployment receives it, with what its reply needs to be checked.
+/// A request as one deployment receives it, and the redaction its reply is restored with.
 pub struct Prepared {
     pub request: ChatRequest,
-    redaction: Redaction,
+    pub redaction: Redaction,
+}
+
+impl Prepared {
+    /// A request no guardrail applies to: sent as it is, nothing to restore.
+    pub fn plain(request: ChatRequest) -> Self {
+        Self {
+            request,
+            redaction: Redaction::new(),
+        }
+    }
 }
 
 impl Guardrails {
@@ -109,7 +119,6 @@ impl Guardrails {
 
     /// The request as a deployment receives it: the canary in its system message and its
     /// personal data redacted when the policy says so for a remote (or a local) deployment.
-    /// Deterministic, so the reply's check can rebuild the redaction of the attempt that won.
     pub fn prepare(&self, policy: &Policy, request: &ChatRequest, remote: bool) -> Prepared {
         let action = if remote {
             policy.config.pii
@@ -195,20 +204,20 @@ impl Policy {
     pub fn check_output(
         &self,
         original: &ChatRequest,
-        prepared: &Prepared,
+        redaction: &Redaction,
         response: &mut ChatResponse,
     ) -> Option<Verdict> {
         let said = Said::of(original);
         let mut withheld = None;
         for choice in &mut response.choices {
-            let text = prepared.redaction.restore(&choice.message.text());
+            let text = redaction.restore(&choice.message.text());
             match self.check_text(&text, &said) {
                 Some(verdict) => {
                     choice.message.content = Some(Content::Text(String::new()));
                     choice.finish_reason = Some(FinishReason::ContentFilter);
                     withheld = Some(verdict);
                 }
-                None if !prepared.redaction.is_empty() => {
+                None if !redaction.is_empty() => {
                     choice.message.content = Some(Content::Text(text));
                 }
                 None => {}
@@ -226,13 +235,13 @@ impl Policy {
     pub fn guard_stream(
         self: Arc<Self>,
         original: &ChatRequest,
-        prepared: Prepared,
+        redaction: Redaction,
         chunks: ChunkStream,
     ) -> ChunkStream {
         let guard = StreamGuard {
             said: Said::of(original),
             policy: self,
-            redaction: prepared.redaction,
+            redaction,
             gate: SentenceGate::new(),
             released: String::new(),
             header: Default::default(),

@@ -423,16 +423,18 @@ impl Gateway {
                 row,
                 |deployment| {
                     let upstream = self.upstream(&deployment, &request, guarded);
-                    async move { deployment.provider.chat(&upstream).await }
+                    async move {
+                        let response = deployment.provider.chat(&upstream.request).await?;
+                        Ok((response, upstream.redaction))
+                    }
                 },
             )
             .await;
         note_auto(row, admitted.decision.as_ref());
         row.provider_latency_ms = millis(started.elapsed());
-        let (mut response, deployment) = result?;
-        let guardrail = guarded.and_then(|(guardrails, policy)| {
-            let prepared = guardrails.prepare(policy, &request, deployment.remote);
-            let verdict = policy.check_output(&request, &prepared, &mut response)?;
+        let ((mut response, redaction), deployment) = result?;
+        let guardrail = guarded.and_then(|(_, policy)| {
+            let verdict = policy.check_output(&request, &redaction, &mut response)?;
             tracing::warn!(
                 guardrail = policy.name,
                 reason = verdict.reason.as_str(),
@@ -509,7 +511,8 @@ impl Gateway {
                     |deployment| {
                         let upstream = self.upstream(&deployment, &request, guarded);
                         async move {
-                            let mut chunks = deployment.provider.chat_stream(&upstream).await?;
+                            let mut chunks =
+                                deployment.provider.chat_stream(&upstream.request).await?;
                             // Wait for the first chunk: a stream that breaks before it can
                             // still go elsewhere without the caller noticing.
                             let first = chunks.next().await.unwrap_or_else(|| {
@@ -517,18 +520,18 @@ impl Gateway {
                                     "stream ended before any data".into(),
                                 ))
                             })?;
-                            Ok(futures::stream::once(async { Ok(first) })
+                            let chunks = futures::stream::once(async { Ok(first) })
                                 .chain(chunks)
-                                .boxed())
+                                .boxed();
+                            Ok((chunks, upstream.redaction))
                         }
                     },
                 )
                 .await;
             note_auto(&mut row, decision.as_ref());
-            let (mut chunks, deployment) = result?;
-            if let Some((guardrails, policy)) = guarded {
-                let prepared = guardrails.prepare(policy, &request, deployment.remote);
-                chunks = policy.clone().guard_stream(&request, prepared, chunks);
+            let ((mut chunks, redaction), deployment) = result?;
+            if let Some((_, policy)) = guarded {
+                chunks = policy.clone().guard_stream(&request, redaction, chunks);
             }
             Ok(Opened::Upstream {
                 chunks,
@@ -732,21 +735,17 @@ impl Gateway {
     }
 
     /// The request as `deployment` receives it: its own model name, and the guardrail's canary
-    /// and redactions when one applies.
+    /// and redactions when one applies (kept with the attempt, to restore its reply).
     fn upstream(
         &self,
         deployment: &Deployment,
         request: &ChatRequest,
         guarded: Option<(&guardrails::Guardrails, &Arc<guardrails::Policy>)>,
-    ) -> ChatRequest {
+    ) -> guardrails::Prepared {
         let upstream = deployment.request(request);
         match guarded {
-            Some((guardrails, policy)) => {
-                guardrails
-                    .prepare(policy, &upstream, deployment.remote)
-                    .request
-            }
-            None => upstream,
+            Some((guardrails, policy)) => guardrails.prepare(policy, &upstream, deployment.remote),
+            None => guardrails::Prepared::plain(upstream),
         }
     }
 

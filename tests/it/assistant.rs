@@ -9,7 +9,7 @@ use askacme::kb::embed::GatewayEmbedder;
 use askacme::kb::ingest::ingest;
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, request_id, run_cli};
+use crate::harness::{App, Fake, request_id, routes_to, run_cli};
 
 pub(crate) fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -270,10 +270,7 @@ async fn the_cascade_escalates_a_failing_cheap_answer_to_the_strong_tier() {
     let (fake, addr) = Fake::spawn().await;
     // Every category goes to the cheap tier, whose fake answers "16 weeks" without a citation;
     // the strong tier's fake answers with the handbook's figure and a citation.
-    let routes: String = askacme::config::Category::ALL
-        .iter()
-        .map(|c| format!("{} = \"cheap\"\n", c.as_str()))
-        .collect();
+    let routes = routes_to("cheap");
     let extra = format!(
         "[providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
          [deployments.cheap-fake]\nprovider = \"ai\"\nmodel = \"ok\"\nprice = {{ input = 0.1, output = 0.1 }}\n\
@@ -344,10 +341,7 @@ async fn the_cascade_escalates_a_failing_cheap_answer_to_the_strong_tier() {
 #[tokio::test]
 async fn a_source_cited_answer_is_grounded_and_rows_carry_session_and_user() {
     let (fake, addr) = Fake::spawn().await;
-    let routes: String = askacme::config::Category::ALL
-        .iter()
-        .map(|c| format!("{} = \"cheap\"\n", c.as_str()))
-        .collect();
+    let routes = routes_to("cheap");
     let app = handbook_app(&format!(
         "[providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
          [deployments.cheap-fake]\nprovider = \"ai\"\nmodel = \"source-cited\"\n\

@@ -10,7 +10,7 @@ use askacme::store::{HitFilter, RequestStatus};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    App, Fake, TempDir, request_id, run_cli, sse_events, streamed_text, test_redis_url,
+    App, Fake, TempDir, request_id, routes_to, run_cli, sse_events, streamed_text, test_redis_url,
 };
 
 async fn app(extra: &str) -> (App, Fake) {
@@ -193,10 +193,7 @@ fn repo(path: &str) -> std::path::PathBuf {
 async fn assistant_answers_are_cached_until_the_knowledge_base_changes_and_purge_empties_it() {
     // The assistant answers through a fake tier (every category routed to it), with the real
     // MiniLM for retrieval.
-    let routes: String = askacme::config::Category::ALL
-        .iter()
-        .map(|c| format!("{} = \"tier\"\n", c.as_str()))
-        .collect();
+    let routes = routes_to("tier");
     let extra = format!(
         "[deployments.cited]\nprovider = \"ai\"\nmodel = \"cited\"\nprice = {{ input = 1, output = 2 }}\n\
          [aliases]\ntier = [\"cited\"]\n[assistant.routes]\n{routes}"

@@ -54,6 +54,14 @@ pub fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// `[assistant.routes]` lines sending every category to `model`.
+pub fn routes_to(model: &str) -> String {
+    askacme::config::Category::ALL
+        .iter()
+        .map(|c| format!("{} = \"{model}\"\n", c.as_str()))
+        .collect()
+}
+
 /// The Redis the shared-state tests use, or `None` (with a note saying how to run them) when
 /// `ASKACME_TEST_REDIS_URL` is not set.
 pub fn test_redis_url(test: &str) -> Option<String> {
@@ -132,6 +140,17 @@ impl App {
     /// Where the app keeps its database.
     pub fn data_dir(&self) -> &std::path::Path {
         &self._dir.0
+    }
+
+    /// The text of `GET path`.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {

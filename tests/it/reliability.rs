@@ -184,15 +184,7 @@ async fn the_breaker_opens_then_a_good_probe_closes_it() {
     assert_eq!(breaker_state(&providers(&app).await, "fail-3"), "closed");
     assert_eq!(fake.count("fail-3"), 4);
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains("askacme_breaker_state{deployment=\"fail-3\",provider=\"ai\"} 0"),
         "{metrics}"

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::assistant::{ask, handbook_app, repo};
-use crate::harness::{App, Fake, TempDir, run_cli, streamed_text};
+use crate::harness::{App, Fake, TempDir, routes_to, run_cli, streamed_text};
 
 /// An assistant over the handbook whose every category answers with the fake `model`.
 async fn assistant_with(model: &str) -> (Fake, App) {
@@ -14,10 +14,7 @@ async fn assistant_with(model: &str) -> (Fake, App) {
 
 async fn assistant_with_extra(model: &str, extra: &str) -> (Fake, App) {
     let (fake, addr) = Fake::spawn().await;
-    let routes: String = askacme::config::Category::ALL
-        .iter()
-        .map(|c| format!("{} = \"fake\"\n", c.as_str()))
-        .collect();
+    let routes = routes_to("fake");
     let app = handbook_app(&format!(
         "[providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
          [deployments.fake-model]\nprovider = \"ai\"\nmodel = \"{model}\"\n\
@@ -77,15 +74,7 @@ async fn attacks_and_harmful_questions_are_filtered_before_any_work() {
         "{reply}"
     );
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains(
             "askacme_guard_verdicts_total{policy=\"assistant\",stage=\"input\",reason=\"instruction_override\"} 1"
