@@ -18,6 +18,8 @@ use askacme::server::{self, AppState};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "askacme",
@@ -95,9 +97,20 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// The assistant's figures: requests by cache outcome, spend and savings, and the semantic
-    /// cache's decisions with the false-hit rate estimated from flags.
-    Stats,
+    /// Production figures: the assistant's answers (answer, no-answer and filtered rates,
+    /// thumbs-up, rephrase and escalation rates, cache hits, spend, latency, knowledge gaps),
+    /// requests by cache outcome, the semantic cache's decisions and the guards' verdicts.
+    Stats {
+        /// The window: `7d`, `24h`, `30m`.
+        #[arg(long, default_value = "7d", value_parser = askacme::config::parse_duration_ms)]
+        since: i64,
+        /// Group the assistant's figures by day, prompt_version, model, category or key.
+        #[arg(long, default_value = "all", value_parser = askacme::eval::stats::parse_grouping)]
+        by: askacme::store::Grouping,
+        /// The assistant's figures as JSON (the same object as `GET /admin/stats`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure against labelled data.
     Eval {
         #[command(subcommand)]
@@ -139,7 +152,87 @@ enum SafetyCommand {
 }
 
 #[derive(Subcommand)]
+enum HumanCommand {
+    /// A reproducible, stratified (category × status), blinded sample of production answers as
+    /// CSV, with empty rating and comment columns per rater.
+    Sample {
+        #[arg(long, default_value_t = 50)]
+        n: usize,
+        #[arg(long, default_value = "30d", value_parser = askacme::config::parse_duration_ms)]
+        since: i64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 2)]
+        raters: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load rated sample files (ratings 1–5 or good/bad; a second import replaces a rating).
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Agreement over the imported ratings: percent agreement, Cohen's κ (two raters),
+    /// Krippendorff's α (ordinal), the disagreements; with --judge, the judge's agreement too.
+    Agreement {
+        #[arg(long)]
+        judge: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum EvalCommand {
+    /// Human rating of production answers.
+    Human {
+        #[command(subcommand)]
+        command: HumanCommand,
+    },
+    /// Run suites (names from evals/suites, or paths): a table per suite (case, pass rate,
+    /// pass^N, the failing assertion), stored for `eval history`; exits non-zero unless every
+    /// case meets its suite's pass rate.
+    Run(cli::eval::RunArgs),
+    /// One suite on two prompt versions side by side, changed cases first.
+    Compare {
+        suite: String,
+        #[arg(long)]
+        a: String,
+        #[arg(long)]
+        b: String,
+        #[arg(long)]
+        repeat: Option<u32>,
+        #[command(flatten)]
+        target: cli::eval::Target,
+    },
+    /// Stored runs, newest first.
+    History {
+        suite: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// LLM-as-judge: rubric scores of a prompt version's answers to a suite's reference
+    /// answers, pairwise against a baseline in both orders; or, with --calibrate, the judge's
+    /// agreement with human labels.
+    Judge {
+        /// The suite whose cases carry `reference` answers.
+        #[arg(default_value = "golden")]
+        suite: String,
+        /// Prompt version judged (`ask_acme@v3` or `v3`) [default: the live one].
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Prompt version compared against, pairwise.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Judge each answer this many times (the spread shows how stable the judge is).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Measure the judge against human-labelled answers instead.
+        #[arg(long, num_args = 0..=1, default_missing_value = "evals/judge_calibration.toml")]
+        calibrate: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The semantic cache on labelled question pairs (evals/semantic/*.toml): per family, how
     /// many would be served with and without the guard, the threshold table and the guard's
     /// latency.
@@ -245,6 +338,25 @@ enum PromptsCommand {
         #[arg(long, default_value = "ask_acme")]
         name: String,
     },
+    /// Make VERSION live after its gating suites pass against it (`[prompts.gates]`, the
+    /// file's `gates`); otherwise print the failures, change nothing and exit non-zero.
+    Activate {
+        name: String,
+        version: String,
+        /// Activate even though the gate fails (needs --reason; recorded).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Back to the version live before the current one (no gate).
+    Rollback {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Activations of a prompt: who, when, which version, what the gate said.
+    History { name: String },
 }
 
 #[derive(Subcommand)]
@@ -324,8 +436,8 @@ fn run() -> Result<()> {
         Command::Cache {
             command: CacheCommand::Forget { id },
         } => runtime.block_on(forget_match(&config, id)),
-        Command::Stats => runtime.block_on(stats(&config)),
-        Command::Prompts { command } => prompts(&config, command),
+        Command::Stats { since, by, json } => runtime.block_on(stats(&config, since, by, json)),
+        Command::Prompts { command } => runtime.block_on(prompts(&config, command)),
         Command::Models {
             command: ModelsCommand::Fetch { names },
         } => fetch_models(&config, &names),
@@ -342,6 +454,78 @@ fn run() -> Result<()> {
         Command::Safety {
             command: SafetyCommand::Train { benign, cases },
         } => runtime.block_on(safety_train(&config, &benign, &cases)),
+        Command::Eval {
+            command: EvalCommand::Human { command },
+        } => runtime.block_on(async {
+            match command {
+                HumanCommand::Sample {
+                    n,
+                    since,
+                    seed,
+                    raters,
+                    out,
+                } => cli::eval::human_sample(&config, n, since, seed, raters, &out).await,
+                HumanCommand::Import { files } => cli::eval::human_import(&config, &files).await,
+                HumanCommand::Agreement { judge, json } => {
+                    cli::eval::human_agreement(&config, judge, json).await
+                }
+            }
+        }),
+        Command::Eval {
+            command: EvalCommand::Run(args),
+        } => {
+            if !runtime.block_on(cli::eval::run(&config, args))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Eval {
+            command:
+                EvalCommand::Compare {
+                    suite,
+                    a,
+                    b,
+                    repeat,
+                    target,
+                },
+        } => runtime.block_on(cli::eval::compare(&config, &suite, &a, &b, repeat, &target)),
+        Command::Eval {
+            command: EvalCommand::History { suite, limit },
+        } => runtime.block_on(cli::eval::history(&config, suite.as_deref(), limit)),
+        Command::Eval {
+            command:
+                EvalCommand::Judge {
+                    suite,
+                    candidate,
+                    baseline,
+                    repeat,
+                    calibrate,
+                    json,
+                },
+        } => runtime.block_on(async {
+            match calibrate {
+                Some(file) => cli::eval::calibrate(&config, &file, json).await,
+                None => {
+                    let candidate = candidate.unwrap_or_else(|| {
+                        config
+                            .prompts
+                            .active
+                            .get(&config.assistant.prompt)
+                            .cloned()
+                            .unwrap_or_default()
+                    });
+                    cli::eval::judge(
+                        &config,
+                        &suite,
+                        &candidate,
+                        baseline.as_deref(),
+                        repeat,
+                        json,
+                    )
+                    .await
+                }
+            }
+        }),
         Command::Eval {
             command:
                 EvalCommand::Redteam {
@@ -795,8 +979,33 @@ async fn forget_match(config: &Config, id: i64) -> Result<()> {
     Ok(())
 }
 
-async fn stats(config: &Config) -> Result<()> {
+async fn stats(
+    config: &Config,
+    window_ms: i64,
+    by: askacme::store::Grouping,
+    json: bool,
+) -> Result<()> {
     let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    let report =
+        askacme::eval::stats::report(&db, askacme::eval::stats::since(window_ms), by).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "assistant answers:\n{}",
+        askacme::eval::stats::table(&report)
+    );
+    for canary in askacme::eval::schedule::drift(&db, config).await? {
+        println!(
+            "drift canary {} with {}: pass rate {:.1}% (first run {:.1}%){}",
+            canary.suite,
+            canary.model.as_deref().unwrap_or("the routes"),
+            100.0 * canary.latest,
+            100.0 * canary.baseline,
+            if canary.drifted { " DRIFTED" } else { "" }
+        );
+    }
     let requests = db.cache_outcomes().await?;
     println!(
         "{:<10} {:>9} {:>14} {:>14}",
@@ -1101,8 +1310,10 @@ async fn ask(
     Ok(())
 }
 
-fn prompts(config: &Config, command: PromptsCommand) -> Result<()> {
+async fn prompts(config: &Config, command: PromptsCommand) -> Result<()> {
     let registry = Registry::load(&config.prompts)?;
+    let db = askacme::store::Database::open(&config.storage.database_url).await?;
+    registry.apply(&db.activations(None).await?);
     match command {
         PromptsCommand::List => {
             for (prompt, active) in registry.list() {
@@ -1131,6 +1342,20 @@ fn prompts(config: &Config, command: PromptsCommand) -> Result<()> {
             println!("--- {}\n+++ {}", old.id(), new.id());
             print!("{}", askacme::prompts::diff(&old.text, &new.text));
         }
+        PromptsCommand::Activate {
+            name,
+            version,
+            force,
+            reason,
+        } => {
+            if !cli::eval::activate(config, &name, &version, force, reason.as_deref()).await? {
+                std::process::exit(1);
+            }
+        }
+        PromptsCommand::Rollback { name, reason } => {
+            cli::eval::rollback(config, &name, reason.as_deref()).await?;
+        }
+        PromptsCommand::History { name } => cli::eval::prompt_history(config, &name).await?,
     }
     Ok(())
 }

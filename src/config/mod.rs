@@ -68,6 +68,7 @@ pub struct Config {
     pub safety: SafetyConfig,
     /// Guardrail policies for gateway traffic, by name.
     pub guardrails: BTreeMap<String, GuardrailConfig>,
+    pub eval: EvalConfig,
 }
 
 /// The exact response cache.
@@ -187,8 +188,63 @@ pub struct PromptsConfig {
     /// Folder of prompt files, besides the ones built into the binary (relative to the
     /// working directory); a missing folder is not an error.
     pub dir: PathBuf,
-    /// Prompt name → active version.
+    /// Prompt name → active version, until an activation is recorded.
     pub active: BTreeMap<String, String>,
+    /// Prompt name → suites a version must pass to be activated.
+    #[serde(default)]
+    pub gates: BTreeMap<String, Vec<String>>,
+}
+
+/// `[eval]`: where suites live, who judges, and what runs on a schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Folder of suite files besides the built-in ones (relative to the working directory).
+    pub suites_dir: PathBuf,
+    pub judge: JudgeConfig,
+    /// How often `askacme serve` looks for a scheduled suite that is due.
+    pub schedule_poll_secs: u64,
+    #[serde(default)]
+    pub schedule: Vec<ScheduleConfig>,
+}
+
+/// `[[eval.schedule]]`: a suite `askacme serve` runs every `every` (one instance at a time,
+/// by a lease in the database), once per model in `models` (the drift canary: each run is
+/// compared with the first), or with the routes when `models` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub suite: String,
+    /// `7d`, `12h`, `30m`.
+    pub every: String,
+    /// Grade `judge` assertions (a suite with them needs this).
+    #[serde(default)]
+    pub judge: bool,
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// A pass rate this far below the first run's is drift.
+    #[serde(default = "default_drift_margin")]
+    pub drift_margin: f64,
+}
+
+fn default_drift_margin() -> f64 {
+    0.1
+}
+
+impl ScheduleConfig {
+    /// `every` in milliseconds (validated at load).
+    pub fn every_ms(&self) -> i64 {
+        parse_duration_ms(&self.every).unwrap_or(i64::MAX)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeConfig {
+    /// Alias or deployment that grades answers.
+    pub model: String,
+    /// Let the judge grade answers of its own model.
+    pub allow_self_judging: bool,
 }
 
 /// The question categories the classifier assigns and routes are keyed by.
@@ -242,6 +298,14 @@ pub struct AssistantConfig {
     /// Answers from a cheap tier that fail validation are asked again of a stronger one.
     #[serde(default)]
     pub cascade: Option<CascadeConfig>,
+    /// A question within this many seconds of the previous one in its conversation (or from
+    /// the same user), at least `rephrase_similarity` similar and not the same words, marks
+    /// the previous answer rephrased.
+    pub rephrase_window_secs: u64,
+    pub rephrase_similarity: f32,
+    /// A question containing one of these (any case) asks for a human: its answer is marked
+    /// escalated.
+    pub escalation_phrases: Vec<String>,
 }
 
 /// The cascade: an answer from `from` without a citation, with figures or names no source
@@ -450,6 +514,16 @@ impl Config {
         }
         check_range("kb.top_k", self.kb.top_k, 1..=50)?;
         check_range(
+            "assistant.rephrase_window_secs",
+            self.assistant.rephrase_window_secs,
+            1..=86_400,
+        )?;
+        check_range(
+            "assistant.rephrase_similarity",
+            self.assistant.rephrase_similarity,
+            0.0..=1.0,
+        )?;
+        check_range(
             "kb.rerank_candidates",
             self.kb.rerank_candidates,
             self.kb.top_k..=1000,
@@ -464,6 +538,28 @@ impl Config {
             )?;
         }
         self.validate_safety()?;
+        self.check_model("eval.judge.model", &self.eval.judge.model)?;
+        check_range(
+            "eval.schedule_poll_secs",
+            self.eval.schedule_poll_secs,
+            1..=86_400,
+        )?;
+        for (i, schedule) in self.eval.schedule.iter().enumerate() {
+            let key = format!("eval.schedule[{i}]");
+            let every = parse_duration_ms(&schedule.every)
+                .map_err(|m| ConfigError::invalid(format!("{key}.every"), m))?;
+            if every < 1000 {
+                return Err(ConfigError::invalid(format!("{key}.every"), "at least 1s"));
+            }
+            check_range(
+                &format!("{key}.drift_margin"),
+                schedule.drift_margin,
+                0.0..=1.0,
+            )?;
+            for (j, model) in schedule.models.iter().enumerate() {
+                self.check_model(&format!("{key}.models[{j}]"), model)?;
+            }
+        }
         if !self.prompts.active.contains_key(&self.assistant.prompt) {
             return Err(ConfigError::invalid(
                 "assistant.prompt",
@@ -732,6 +828,27 @@ fn check_patterns(key: &str, patterns: &[String]) -> Result<(), ConfigError> {
 }
 
 /// A number outside `range` is refused, naming the key and the bounds (NaN is outside any).
+/// `7d`, `24h`, `30m`, `90s` as milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}`: give a unit (d, h, m or s), e.g. 7d"))?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: not a number of days, hours, minutes or seconds"))?;
+    let unit_ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" => 1000,
+        other => return Err(format!("`{text}`: unknown unit `{other}` (d, h, m or s)")),
+    };
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| format!("`{text}`: too long"))
+}
+
 pub(crate) fn check_range<T>(
     key: &str,
     value: T,

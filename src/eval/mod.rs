@@ -1,12 +1,25 @@
-//! Evaluation over labelled data and production signals. So far: the labelled handbook
-//! questions and retrieval recall, the semantic cache's labelled question pairs, the input
-//! guard's red-team cases, and people's ratings of answers; suites, judges and human agreement
-//! come with the evaluation issue.
+//! Evaluation, in layers: suites of cases with assertions (`suite`, `assertion`, `runner`,
+//! `report`) that gate prompt changes (`gate`); an LLM judge with its biases controlled
+//! (`judge`); agreement statistics for human raters (`agreement`); production signals
+//! (`feedback`); and the labelled sets of the retrieval, semantic-cache and red-team
+//! measurements.
 
+pub mod agreement;
+pub mod assertion;
+pub mod backend;
 pub mod feedback;
+pub mod gate;
+pub mod human;
+pub mod judge;
+pub mod judging;
 pub mod redteam;
+pub mod report;
 pub mod retrieval;
+pub mod runner;
+pub mod schedule;
 pub mod semantic;
+pub mod stats;
+pub mod suite;
 
 use std::time::Duration;
 

@@ -35,7 +35,7 @@ use crate::safety::learned::InjectionHead;
 use crate::safety::{
     Canary, InputGuard, OutputGuard, Reason, Redaction, SafetyError, Shown, Verdict,
 };
-use crate::store::{Database, SemanticEntry, now_ms};
+use crate::store::{AnswerRow, Database, SemanticEntry, now_ms};
 use answer::{AnswerError, Generation};
 use classify::{Classification, Classifier};
 use retrieve::Scope;
@@ -47,10 +47,6 @@ pub const ASSISTANT_POLICY: &str = "assistant";
 
 /// How long a snippet of a source is, in characters.
 const SNIPPET_CHARS: usize = 240;
-/// A question in the same conversation this soon after a semantically served answer, and at
-/// least this similar to the question it answered, is a rephrase: the served answer missed.
-const REPHRASE_WINDOW_MS: i64 = 10 * 60 * 1000;
-const REPHRASE_SIMILARITY: f32 = 0.7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
@@ -110,6 +106,16 @@ pub struct AskRequest {
     pub cache: Option<CacheDirective>,
 }
 
+/// What an evaluation changes about how a question is answered: another version of the
+/// assistant's prompt than the live one, another model than the route's, or a fixed context
+/// as the only source (retrieval and the answer cache are skipped). Not part of the HTTP API.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub prompt_version: Option<String>,
+    pub model: Option<String>,
+    pub context: Option<String>,
+}
+
 impl AskRequest {
     pub fn new(question: impl Into<String>) -> Self {
         Self {
@@ -131,6 +137,17 @@ pub enum Status {
     Filtered,
     /// The output guard refused the answer (`filter` says why).
     OutputFiltered,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::NoAnswer => "no_answer",
+            Status::Filtered => "filtered",
+            Status::OutputFiltered => "output_filtered",
+        }
+    }
 }
 
 /// Which guard refused.
@@ -239,6 +256,9 @@ pub struct AskResponse {
     pub usage: AskUsage,
     pub cost_micro_usd: u64,
     pub cost_usd: f64,
+    /// What a cache hit saved (the answer's original cost); recorded, not in the API body.
+    #[serde(skip)]
+    pub saved_micro_usd: u64,
     pub latency_ms: f64,
     pub stage_latency_ms: StageLatency,
     pub request_id: String,
@@ -270,6 +290,7 @@ impl AskResponse {
             usage: AskUsage::default(),
             cost_micro_usd: 0,
             cost_usd: 0.0,
+            saved_micro_usd: 0,
             latency_ms: 0.0,
             stage_latency_ms: StageLatency::default(),
             request_id: ctx.request_id.clone(),
@@ -332,6 +353,13 @@ impl Turn {
         }
         response
     }
+}
+
+/// What the caller asked, kept for the answer's record.
+struct Asked {
+    question: String,
+    session_id: Option<String>,
+    user: Option<String>,
 }
 
 /// Where a question's answer may be cached: the scope similar questions share, and the exact
@@ -426,7 +454,40 @@ impl Assistant {
         request: AskRequest,
         ctx: &RequestContext,
     ) -> Result<AskResponse, AskError> {
-        let prompt = self.prompts.active(&self.config.prompt)?;
+        self.handle_with(request, &Overrides::default(), ctx).await
+    }
+
+    /// `handle`, with an evaluation's overrides. The answer is recorded (`answers`) with what
+    /// it says about the one before it: asked again in other words, the previous answer in the
+    /// conversation is marked rephrased.
+    pub async fn handle_with(
+        &self,
+        request: AskRequest,
+        overrides: &Overrides,
+        ctx: &RequestContext,
+    ) -> Result<AskResponse, AskError> {
+        let asked = Asked {
+            question: request.question.clone(),
+            session_id: request.session_id.clone(),
+            user: request.user.clone(),
+        };
+        let (response, vector) = self.answer(request, overrides, ctx).await?;
+        self.record_answer(&asked, &response, &vector, ctx).await;
+        Ok(response)
+    }
+
+    /// The stages; returns the answer and the question's embedding (empty when the input
+    /// guard refused it before it was embedded).
+    async fn answer(
+        &self,
+        request: AskRequest,
+        overrides: &Overrides,
+        ctx: &RequestContext,
+    ) -> Result<(AskResponse, Vec<f32>), AskError> {
+        let prompt = match &overrides.prompt_version {
+            Some(version) => self.prompts.get(&self.config.prompt, version)?,
+            None => self.prompts.active(&self.config.prompt)?,
+        };
         // Every log row of this question (embedding, re-rank, answer) names the prompt version,
         // the conversation and the user.
         let ctx = &RequestContext {
@@ -438,7 +499,9 @@ impl Assistant {
         };
         let mut turn = match self.guard_input(&request, ctx).await? {
             Ok(turn) => turn,
-            Err((verdict, stages)) => return Ok(self.refuse(verdict, stages, prompt, ctx)),
+            Err((verdict, stages)) => {
+                return Ok((self.refuse(verdict, stages, prompt, ctx), Vec::new()));
+            }
         };
         let ctx = &RequestContext {
             redactions: turn.redaction.len() as u64,
@@ -451,9 +514,12 @@ impl Assistant {
         };
         turn.lap(|s| &mut s.classify);
 
-        let slot = self.cache_slot(&request, prompt, &turn, ctx).await?;
-        if let Some(answer) = self.cached(slot.as_ref(), &request, &turn, ctx).await {
-            return Ok(turn.shown(answer));
+        let slot = match overrides.context {
+            Some(_) => None,
+            None => self.cache_slot(&request, prompt, &turn, ctx).await?,
+        };
+        if let Some(answer) = self.cached(slot.as_ref(), &turn, ctx).await {
+            return Ok((turn.shown(answer), turn.vector));
         }
 
         let mut response = AskResponse::unanswered(prompt, &classification, ctx);
@@ -462,9 +528,13 @@ impl Assistant {
         } else {
             CacheStatus::Bypass
         };
-        let retrieved = self
-            .retrieve(&request, &classification, &mut turn, ctx)
-            .await?;
+        let retrieved = match &overrides.context {
+            Some(context) => retrieve::fixed(context),
+            None => {
+                self.retrieve(&request, &classification, &mut turn, ctx)
+                    .await?
+            }
+        };
         response.collection.clone_from(&retrieved.collection);
         response.retrieval_confidence = retrieved.retrieval.confidence;
         let hits = retrieved.retrieval.hits;
@@ -473,12 +543,18 @@ impl Assistant {
                 confidence = retrieved.retrieval.confidence,
                 "below min_confidence: no model call"
             );
-            return Ok(turn.shown(finish(response, turn.stages, ctx)));
+            let shown = turn.shown(finish(response, turn.stages, ctx));
+            return Ok((shown, turn.vector));
         }
 
         let model = {
             let _span = tracing::debug_span!("route").entered();
-            route::model_for(&self.config.routes, classification.category, &prompt.model)
+            match &overrides.model {
+                Some(model) => model.as_str(),
+                None => {
+                    route::model_for(&self.config.routes, classification.category, &prompt.model)
+                }
+            }
         };
         turn.lap(|s| &mut s.route);
 
@@ -502,7 +578,96 @@ impl Assistant {
         if let Some(slot) = slot {
             self.cache_put(slot, &turn, &response).await;
         }
-        Ok(turn.shown(response))
+        Ok((turn.shown(response), turn.vector))
+    }
+
+    /// Stores the answer (question and answer redacted) and marks what it says about the one
+    /// before it. A failure here is logged, never the caller's problem: the answer stands.
+    async fn record_answer(
+        &self,
+        asked: &Asked,
+        response: &AskResponse,
+        vector: &[f32],
+        ctx: &RequestContext,
+    ) {
+        let question = self.input_guard.redacted(&asked.question);
+        let lowered = question.to_lowercase();
+        let row = AnswerRow {
+            request_id: ctx.request_id.clone(),
+            created_at_ms: now_ms(),
+            endpoint: ctx.endpoint.to_owned(),
+            key_id: ctx.caller.key_id(),
+            session_id: asked.session_id.clone(),
+            user: asked.user.clone(),
+            answer: self.input_guard.redacted(&response.answer),
+            status: response.status.as_str().to_owned(),
+            category: response.category.as_str().to_owned(),
+            prompt_version: response.prompt_version.clone(),
+            model: response.model.clone(),
+            cache: response.cache.as_str().to_owned(),
+            cost_micro_usd: response.cost_micro_usd,
+            saved_micro_usd: response.saved_micro_usd,
+            latency_ms: response.latency_ms,
+            escalated: self
+                .config
+                .escalation_phrases
+                .iter()
+                .any(|p| lowered.contains(&p.to_lowercase())),
+            question,
+        };
+        if let Err(e) = self.db.record_answer(&row).await {
+            tracing::warn!(error = %e, "cannot record the answer");
+            return;
+        }
+        if !vector.is_empty() {
+            self.mark_rephrase(&row, vector, ctx).await;
+        }
+    }
+
+    /// The previous answer in the conversation (or to the same user), within the window, was
+    /// asked again in other words: it probably missed. A served semantic match is flagged for
+    /// review too (`askacme cache hits --semantic --flagged`).
+    async fn mark_rephrase(&self, row: &AnswerRow, vector: &[f32], ctx: &RequestContext) {
+        let since = now_ms() - (self.config.rephrase_window_secs * 1000) as i64;
+        let previous = self
+            .db
+            .previous_answer(
+                row.session_id.as_deref(),
+                row.user.as_deref(),
+                &row.request_id,
+                since,
+            )
+            .await;
+        let Ok(Some((previous_id, previous_question, cache))) = previous else {
+            return;
+        };
+        let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+        if same(&previous_question, &row.question) {
+            return;
+        }
+        let embedded = self
+            .embedder
+            .embed(
+                vec![previous_question],
+                &ctx.child("rephrase-embed", ctx.endpoint),
+            )
+            .await;
+        let Some(previous) = embedded.ok().and_then(|mut v| v.pop()) else {
+            return;
+        };
+        if cosine(&previous, vector) < self.config.rephrase_similarity {
+            return;
+        }
+        let at = now_ms();
+        if let Err(e) = self.db.mark_rephrased(&previous_id, at).await {
+            tracing::warn!(error = %e, "cannot mark a rephrased answer");
+        }
+        if cache == CacheStatus::Semantic.as_str() {
+            let reason = format!("rephrased as \"{}\"", row.question);
+            if let Err(e) = self.db.flag_semantic_hit(&previous_id, &reason, at).await {
+                tracing::warn!(error = %e, "cannot flag a semantic match");
+            }
+        }
     }
 
     /// The input guard: length, the rules, personal data, then (needing the embedding) the
@@ -632,7 +797,6 @@ impl Assistant {
     async fn cached(
         &self,
         slot: Option<&CacheSlot>,
-        request: &AskRequest,
         turn: &Turn,
         ctx: &RequestContext,
     ) -> Option<AskResponse> {
@@ -646,9 +810,6 @@ impl Assistant {
                 matched: None,
             };
             return Some(self.replay(answer, hit, ctx));
-        }
-        if let (Some(_), Some(session_id)) = (&self.semantic, &request.session_id) {
-            self.flag_rephrase(session_id, turn, ctx).await;
         }
         let (slot, semantic) = (slot?, self.semantic.as_ref()?);
         self.semantic_hit(semantic, &slot.scope, turn, ctx).await
@@ -905,40 +1066,6 @@ impl Assistant {
         Some(self.replay(answer, hit, ctx))
     }
 
-    /// A question asked again in other words right after an answer served from a similar
-    /// question, in the same conversation, says that answer missed: the match is flagged for
-    /// review (`askacme cache hits --semantic --flagged`).
-    async fn flag_rephrase(&self, session_id: &str, turn: &Turn, ctx: &RequestContext) {
-        let since = now_ms() - REPHRASE_WINDOW_MS;
-        let Ok(Some(served)) = self.db.last_served_in_session(session_id, since).await else {
-            return;
-        };
-        let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
-        if same(&served.question, &turn.question) {
-            return;
-        }
-        let embedded = self
-            .embedder
-            .embed(
-                vec![served.question.clone()],
-                &ctx.child("rephrase-embed", ctx.endpoint),
-            )
-            .await;
-        let Some(previous) = embedded.ok().and_then(|mut v| v.pop()) else {
-            return;
-        };
-        if cosine(&previous, &turn.vector) >= REPHRASE_SIMILARITY {
-            let reason = format!("rephrased as \"{}\"", turn.question);
-            if let Err(e) = self
-                .db
-                .flag_semantic_hit(&served.request_id, &reason, now_ms())
-                .await
-            {
-                tracing::warn!(error = %e, "cannot flag a semantic match");
-            }
-        }
-    }
-
     /// A cached answer for this request: its own id and latency, nothing spent, and a log row
     /// that records the hit and what it saved.
     fn replay(
@@ -953,6 +1080,7 @@ impl Assistant {
         answer.usage = AskUsage::default();
         answer.cost_micro_usd = 0;
         answer.cost_usd = 0.0;
+        answer.saved_micro_usd = hit.saved_micro_usd;
         answer.stage_latency_ms = StageLatency::default();
         answer.latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
         let mut row = ctx.new_row(answer.model.as_deref().unwrap_or_default(), false);

@@ -8,7 +8,8 @@
 use crate::config::RerankMode;
 use crate::gateway::RequestContext;
 use crate::kb::rerank;
-use crate::kb::search::{Mode, Retrieval, Retriever, SearchError, SearchOptions};
+use crate::kb::search::{Hit, Mode, Retrieval, Retriever, SearchError, SearchOptions};
+use crate::store::{ChunkRecord, StoredChunk};
 
 /// How much closer (cosine) the whole knowledge base must come before a department hint loses.
 const WIDEN_MARGIN: f32 = 0.05;
@@ -32,6 +33,36 @@ pub struct Settings {
     pub top_k: usize,
     pub rerank: RerankMode,
     pub rerank_candidates: usize,
+}
+
+/// A fixed context as the only source (an evaluation case's `context`): what retrieval would
+/// return if the knowledge base held exactly that text.
+pub fn fixed(context: &str) -> Retrieved {
+    let chunk = StoredChunk {
+        id: 0,
+        document_path: "context".into(),
+        collection: String::new(),
+        title: "Context".into(),
+        chunk: ChunkRecord {
+            ordinal: 0,
+            heading_path: String::new(),
+            text: context.trim().to_owned(),
+            span: 0..context.len(),
+            embedding: Vec::new(),
+            flagged: None,
+        },
+    };
+    Retrieved {
+        retrieval: Retrieval {
+            hits: vec![Hit {
+                chunk,
+                score: 1.0,
+                similarity: None,
+            }],
+            confidence: 1.0,
+        },
+        collection: None,
+    }
 }
 
 pub async fn retrieve(

@@ -1,18 +1,22 @@
 //! Versioned prompts, treated as code: one file per version (`prompts/<name>/<version>.toml`),
-//! reviewed like code, the live version chosen in config (`[prompts.active]`), so a rollback is
-//! a one-line config change. The repository's prompts are built into the binary; files in
-//! `[prompts] dir` add versions or replace a built-in one of the same name and version.
+//! reviewed like code. The live version is `[prompts.active]` until `askacme prompts activate`
+//! (gated by the prompt's suites) or `rollback` records another in the database; a running
+//! server applies a recorded activation within seconds. The repository's prompts are built
+//! into the binary; files in `[prompts] dir` add versions or replace a built-in one of the same
+//! name and version.
 //!
 //! Templates are minijinja with strict undefined behaviour, and every template is rendered
 //! once with a sample context at load: a typo in a variable name stops start-up, not a request.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PromptsConfig;
+use crate::store::{Activation, ActivationAction};
 
 /// `(name, version, file text)` of the prompts shipped in the binary.
 const BUILT_IN: &[(&str, &str, &str)] = &[
@@ -46,6 +50,8 @@ pub enum PromptError {
     MissingActive { name: String, version: String },
     #[error("unknown prompt `{0}`")]
     Unknown(String),
+    #[error("{0} has no earlier active version to roll back to")]
+    NothingToRollBack(String),
     #[error("rendering prompt {id}: {message}")]
     Render { id: String, message: String },
 }
@@ -62,6 +68,10 @@ struct PromptFile {
     temperature: f32,
     #[serde(default)]
     max_tokens: Option<u32>,
+    /// Suites (`evals/suites/<name>.toml`) a version must pass to be activated, besides
+    /// `[prompts.gates]`.
+    #[serde(default)]
+    gates: Vec<String>,
     system: String,
     template: String,
 }
@@ -77,6 +87,8 @@ pub struct Prompt {
     pub model: String,
     pub temperature: f32,
     pub max_tokens: Option<u32>,
+    /// Suites this version names as its gate.
+    pub gates: Vec<String>,
     pub system: String,
     /// Where it came from: `built-in` or a file path.
     pub origin: String,
@@ -112,7 +124,11 @@ pub struct AnswerContext<'a> {
 
 pub struct Registry {
     prompts: BTreeMap<(String, String), Prompt>,
-    active: BTreeMap<String, String>,
+    /// `[prompts.active]`: what is live before any recorded activation.
+    configured: BTreeMap<String, String>,
+    /// What is live now: `configured` with the recorded activations applied. Read on every
+    /// request; written when a poll finds a new activation.
+    active: RwLock<BTreeMap<String, String>>,
     templates: Environment<'static>,
 }
 
@@ -134,7 +150,8 @@ impl Registry {
         }
         let mut registry = Self {
             prompts: BTreeMap::new(),
-            active: config.active.clone(),
+            configured: config.active.clone(),
+            active: RwLock::new(config.active.clone()),
             templates: Environment::new(),
         };
         registry
@@ -143,7 +160,7 @@ impl Registry {
         for ((name, version), (origin, text)) in files {
             registry.add(name, version, origin, text)?;
         }
-        for (name, version) in &registry.active {
+        for (name, version) in &registry.configured {
             if !registry
                 .prompts
                 .contains_key(&(name.clone(), version.clone()))
@@ -207,6 +224,7 @@ impl Registry {
             model: file.model,
             temperature: file.temperature,
             max_tokens: file.max_tokens,
+            gates: file.gates,
             system: file.system.trim().to_owned(),
             origin,
             text,
@@ -220,19 +238,85 @@ impl Registry {
     }
 
     /// Every prompt version, by name then version, with whether it is the active one.
-    pub fn list(&self) -> impl Iterator<Item = (&Prompt, bool)> {
-        self.prompts.values().map(|p| {
-            let active = self.active.get(&p.name) == Some(&p.version);
-            (p, active)
-        })
+    pub fn list(&self) -> Vec<(&Prompt, bool)> {
+        let active = self.active_versions();
+        self.prompts
+            .values()
+            .map(|p| (p, active.get(&p.name) == Some(&p.version)))
+            .collect()
     }
 
     pub fn active(&self, name: &str) -> Result<&Prompt, PromptError> {
         let version = self
-            .active
+            .active_versions()
             .get(name)
+            .cloned()
             .ok_or_else(|| PromptError::Unknown(name.to_owned()))?;
-        self.get(name, version)
+        self.get(name, &version)
+    }
+
+    fn active_versions(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, String>> {
+        // A panic while holding the lock cannot leave the map half-written (it is replaced
+        // whole), so a poisoned lock is still good to read.
+        self.active.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the recorded activations (oldest first) live over `[prompts.active]`. An
+    /// activation of a version this binary does not have (its file was removed) is skipped
+    /// with a warning: the server keeps answering with a version it has.
+    pub fn apply(&self, activations: &[Activation]) {
+        let mut active = self.configured.clone();
+        let names: std::collections::BTreeSet<&String> =
+            activations.iter().map(|a| &a.name).collect();
+        for name in names {
+            if let Some(version) = self.stack(name, activations).pop() {
+                active.insert(name.clone(), version);
+            }
+        }
+        *self.active.write().unwrap_or_else(|e| e.into_inner()) = active;
+    }
+
+    /// The versions of `name` that were made live, in order, with rollbacks undone: the last
+    /// is live, the one before it is where a rollback goes. Starts with `[prompts.active]`.
+    fn stack(&self, name: &str, activations: &[Activation]) -> Vec<String> {
+        let mut stack: Vec<String> = self.configured.get(name).cloned().into_iter().collect();
+        for activation in activations.iter().filter(|a| a.name == name) {
+            if !self
+                .prompts
+                .contains_key(&(activation.name.clone(), activation.version.clone()))
+            {
+                tracing::warn!(
+                    prompt = %format!("{}@{}", activation.name, activation.version),
+                    "recorded activation of a prompt version this binary does not have: skipped"
+                );
+                continue;
+            }
+            match activation.action {
+                ActivationAction::Activate | ActivationAction::Force => {
+                    stack.push(activation.version.clone());
+                }
+                ActivationAction::Rollback => {
+                    if stack.len() > 1 {
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        stack
+    }
+
+    /// The version `askacme prompts rollback NAME` goes back to: the one live before the
+    /// current one.
+    pub fn rollback_target(
+        &self,
+        name: &str,
+        activations: &[Activation],
+    ) -> Result<&Prompt, PromptError> {
+        let stack = self.stack(name, activations);
+        match stack.len().checked_sub(2).and_then(|i| stack.get(i)) {
+            Some(version) => self.get(name, version),
+            None => Err(PromptError::NothingToRollBack(name.to_owned())),
+        }
     }
 
     pub fn get(&self, name: &str, version: &str) -> Result<&Prompt, PromptError> {
@@ -362,6 +446,7 @@ mod tests {
 
     fn config(dir: PathBuf, active: &[(&str, &str)]) -> PromptsConfig {
         PromptsConfig {
+            gates: BTreeMap::new(),
             dir,
             active: active
                 .iter()
@@ -409,7 +494,11 @@ template = "Q: {{ question }} ({{ sources | length }} sources)"
             registry.render(active, &sample_context()).unwrap(),
             "Q: How long is parental leave? (1 sources)"
         );
-        let listed: Vec<(String, bool)> = registry.list().map(|(p, a)| (p.id(), a)).collect();
+        let listed: Vec<(String, bool)> = registry
+            .list()
+            .into_iter()
+            .map(|(p, a)| (p.id(), a))
+            .collect();
         assert_eq!(
             listed,
             vec![
@@ -451,6 +540,65 @@ template = "Q: {{ question }} ({{ sources | length }} sources)"
             );
             std::fs::remove_dir_all(dir).unwrap();
         }
+    }
+
+    #[test]
+    fn activations_override_the_config_and_rollbacks_unwind_them() {
+        let dir = dir_with(&[
+            ("ask_acme/v4.toml", V4),
+            ("ask_acme/v5.toml", &V4.replace("\"v4\"", "\"v5\"")),
+        ]);
+        let registry = Registry::load(&config(dir.clone(), &[("ask_acme", "v3")])).unwrap();
+        let row = |version: &str, action| Activation {
+            id: 0,
+            name: "ask_acme".into(),
+            version: version.into(),
+            action,
+            actor: "os:test".into(),
+            activated_at_ms: 0,
+            gate: String::new(),
+            reason: None,
+        };
+        let live = |registry: &Registry| registry.active("ask_acme").unwrap().version.clone();
+        let target = |registry: &Registry, rows: &[Activation]| {
+            registry
+                .rollback_target("ask_acme", rows)
+                .map(|p| p.version.clone())
+        };
+        assert!(matches!(
+            target(&registry, &[]),
+            Err(PromptError::NothingToRollBack(_))
+        ));
+        let mut rows = vec![
+            row("v4", ActivationAction::Activate),
+            row("v5", ActivationAction::Force),
+        ];
+        registry.apply(&rows);
+        assert_eq!(live(&registry), "v5");
+        assert_eq!(target(&registry, &rows).unwrap(), "v4");
+        rows.push(row("v4", ActivationAction::Rollback));
+        registry.apply(&rows);
+        assert_eq!(live(&registry), "v4");
+        assert_eq!(
+            target(&registry, &rows).unwrap(),
+            "v3",
+            "a second rollback goes further back"
+        );
+        rows.push(row("v3", ActivationAction::Rollback));
+        registry.apply(&rows);
+        assert_eq!(live(&registry), "v3");
+        assert!(target(&registry, &rows).is_err());
+        // An activation of a version this binary lacks is skipped, not fatal.
+        registry.apply(&[row("v9", ActivationAction::Activate)]);
+        assert_eq!(live(&registry), "v3");
+        let listed: Vec<String> = registry
+            .list()
+            .into_iter()
+            .filter(|(_, active)| *active)
+            .map(|(p, _)| p.id())
+            .collect();
+        assert_eq!(listed, ["ask_acme@v3"]);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

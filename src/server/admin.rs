@@ -1,12 +1,41 @@
-//! Operators' endpoints: deployment health (`GET /admin/providers`) and Prometheus metrics.
+//! Operators' endpoints: deployment health (`GET /admin/providers`), production figures
+//! (`GET /admin/stats`) and Prometheus metrics.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::error::ApiError;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// `7d`, `24h`, … (default 7d).
+    since: Option<String>,
+    /// `day`, `prompt_version`, `model`, `category`, `key` (default: one group).
+    by: Option<String>,
+}
+
+/// `GET /admin/stats`: the figures `askacme stats --json` prints.
+pub async fn stats(State(state): State<AppState>, Query(query): Query<StatsQuery>) -> Response {
+    let window = crate::config::parse_duration_ms(query.since.as_deref().unwrap_or("7d"));
+    let by = crate::eval::stats::parse_grouping(query.by.as_deref().unwrap_or("all"));
+    let (window, by) = match (window, by) {
+        (Ok(window), Ok(by)) => (window, by),
+        (Err(message), _) | (_, Err(message)) => {
+            return ApiError::new(400, "invalid_request_error", "invalid_query", message)
+                .into_response();
+        }
+    };
+    let db = state.gateway.request_log().database();
+    match crate::eval::stats::report(db, crate::eval::stats::since(window), by).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => ApiError::from(&e).into_response(),
+    }
+}
 
 pub async fn providers(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"object": "list", "data": state.gateway.deployment_status()}))
@@ -92,6 +121,39 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
          # TYPE askacme_pii_redactions_total counter\naskacme_pii_redactions_total {}\n",
         guards.redactions()
     ));
+    let db = state.gateway.request_log().database();
+    match crate::eval::schedule::drift(db, &state.config).await {
+        Ok(canaries) if !canaries.is_empty() => {
+            out.push_str(
+                "# HELP askacme_eval_pass_rate Latest scheduled run's share of cases passed, by suite and model.
+                 # TYPE askacme_eval_pass_rate gauge
+",
+            );
+            for c in &canaries {
+                out.push_str(&format!(
+                    "askacme_eval_pass_rate{{suite=\"{}\",model=\"{}\"}} {}\n",
+                    escape(&c.suite),
+                    escape(c.model.as_deref().unwrap_or("routes")),
+                    c.latest
+                ));
+            }
+            out.push_str(
+                "# HELP askacme_eval_drift 1 when the latest scheduled run's pass rate fell more than the drift margin below the first run's.
+                 # TYPE askacme_eval_drift gauge
+",
+            );
+            for c in &canaries {
+                out.push_str(&format!(
+                    "askacme_eval_drift{{suite=\"{}\",model=\"{}\"}} {}\n",
+                    escape(&c.suite),
+                    escape(c.model.as_deref().unwrap_or("routes")),
+                    u8::from(c.drifted)
+                ));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the drift canaries"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -86,10 +86,15 @@ impl From<&FeedbackError> for ApiError {
                 param: Some("comment".into()),
                 ..ApiError::invalid_request(error.to_string())
             },
-            FeedbackError::Store(_) => {
-                ApiError::new(500, "api_error", "internal_error", error.to_string())
-            }
+            FeedbackError::Store(e) => e.into(),
         }
+    }
+}
+
+/// The database failed: the server's fault, never the caller's.
+impl From<&crate::store::StoreError> for ApiError {
+    fn from(error: &crate::store::StoreError) -> Self {
+        ApiError::new(500, "api_error", "internal_error", error.to_string())
     }
 }
 

@@ -39,6 +39,11 @@ pub async fn feedback(
         helpful: matches!(request.rating, Rating::Up),
         comment: request.comment.filter(|c| !c.trim().is_empty()),
         escalated: request.escalated,
+        rater: match &caller {
+            Caller::Open => None,
+            Caller::Master => Some("master".into()),
+            Caller::Key(key) => Some(key.name.clone()),
+        },
     };
     let request_id = rating.request_id.clone();
     match feedback::record(state.gateway.request_log(), &caller, rating).await {

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{Config, Secret};
+use crate::eval::schedule::Scheduler;
 use crate::gateway::GatewayError;
 use crate::gateway::limits::{LimitStore, MemoryLimits, RedisLimits};
 use crate::gateway::{Access, Gateway};
@@ -65,6 +66,8 @@ pub struct AppState {
     assistant: Arc<tokio::sync::OnceCell<Arc<Assistant>>>,
     /// Set once start-up work (model warm-up) has finished.
     pub ready: Arc<AtomicBool>,
+    /// `[[eval.schedule]]`, its suites loaded at start-up.
+    scheduler: Arc<Scheduler>,
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -79,6 +82,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             state.clone(),
             auth::authenticate,
         ));
+    let admin = Router::new()
+        .route("/admin/stats", get(admin::stats))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::master_only,
+        ));
     let mut metrics = Router::new().route("/metrics", get(admin::metrics));
     if state
         .config
@@ -92,6 +101,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     }
     Router::new()
         .merge(keyed)
+        .merge(admin)
         .merge(metrics)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -233,6 +243,8 @@ pub enum StartError {
     MasterKey(String),
     #[error("storage.redis_url: cannot connect to {0}")]
     Redis(String),
+    #[error(transparent)]
+    Schedule(#[from] crate::eval::schedule::ScheduleError),
 }
 
 impl AppState {
@@ -287,14 +299,22 @@ impl AppState {
             });
         }
         let prompts = Registry::load(&config.prompts)?;
+        prompts.apply(&gateway.request_log().database().activations(None).await?);
         prompts.active(&config.assistant.prompt)?;
+        let scheduler = Arc::new(Scheduler::from_config(config)?);
         Ok(Self {
             gateway,
+            scheduler,
             prompts: Arc::new(prompts),
             config: Arc::new(config.clone()),
             assistant: Arc::new(tokio::sync::OnceCell::new()),
             ready: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The prompt registry, with the recorded activations applied.
+    pub fn prompts(&self) -> &Arc<Registry> {
+        &self.prompts
     }
 
     /// The assistant, built by the first caller that needs it.
@@ -342,13 +362,80 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let log = state.gateway.request_log().clone();
     let cache = state.gateway.cache().clone();
+    let (db, prompts) = (log.database().clone(), state.prompts.clone());
+    let follower = supervise("prompt activations", move || {
+        follow_activations(db.clone(), prompts.clone())
+    });
+    let scheduled = (!state.scheduler.is_empty()).then(|| {
+        let state = state.clone();
+        supervise("scheduled suites", move || run_schedules(state.clone()))
+    });
     let app = router(state, max_body_bytes);
     axum::serve(without_nagle(listener), app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    follower.abort();
+    if let Some(scheduled) = scheduled {
+        scheduled.abort();
+    }
     log.flush().await;
     cache.flush().await;
     Ok(())
+}
+
+/// Runs the scheduled suites that are due, every `eval.schedule_poll_secs`, in process and
+/// without the caches.
+async fn run_schedules(state: AppState) {
+    let poll = Duration::from_secs(state.config.eval.schedule_poll_secs);
+    let db = state.gateway.request_log().database().clone();
+    loop {
+        tokio::time::sleep(poll).await;
+        let assistant = match state.assistant().await {
+            Ok(assistant) => assistant,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduled suites wait for the assistant");
+                continue;
+            }
+        };
+        let backend = crate::eval::backend::InProcess {
+            assistant,
+            gateway: state.gateway.clone(),
+            embedding_model: state.config.kb.embedding_model.clone(),
+            no_cache: true,
+        };
+        let judge = crate::eval::judge::Judge::from_config(&backend, &state.config);
+        if let Err(e) = state.scheduler.run_due(&db, &backend, &judge).await {
+            tracing::warn!(error = %e, "scheduled suites");
+        }
+    }
+}
+
+/// How often a server looks for a prompt activation recorded by another process
+/// (`askacme prompts activate|rollback`).
+const ACTIVATION_POLL: Duration = Duration::from_secs(2);
+
+/// Applies new prompt activations to the live registry as they are recorded.
+async fn follow_activations(db: crate::store::Database, prompts: Arc<Registry>) {
+    let mut seen = db.last_activation_id().await.unwrap_or_default();
+    loop {
+        tokio::time::sleep(ACTIVATION_POLL).await;
+        let latest = match db.last_activation_id().await {
+            Ok(latest) if latest != seen => latest,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read prompt activations");
+                continue;
+            }
+        };
+        match db.activations(None).await {
+            Ok(activations) => {
+                prompts.apply(&activations);
+                seen = latest;
+                tracing::info!("prompt activation applied");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read prompt activations"),
+        }
+    }
 }
 
 /// Accepted connections with `TCP_NODELAY`: SSE writes are small, and with Nagle's algorithm

@@ -241,23 +241,6 @@ impl Database {
         row.as_ref().map(semantic_hit).transpose()
     }
 
-    /// The last match served in `session_id` since `since_ms`, if any.
-    pub async fn last_served_in_session(
-        &self,
-        session_id: &str,
-        since_ms: i64,
-    ) -> Result<Option<SemanticHit>, StoreError> {
-        let row = sqlx::query(
-            "SELECT * FROM semantic_hits WHERE session_id = ? AND created_at_ms >= ? \
-             AND decision = 'served' ORDER BY created_at_ms DESC, id DESC LIMIT 1",
-        )
-        .bind(session_id)
-        .bind(since_ms)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(semantic_hit).transpose()
-    }
-
     /// Flags the served match of `request_id` as a probable wrong answer; returns whether there
     /// was one to flag. The first reason is kept.
     pub async fn flag_semantic_hit(
@@ -383,14 +366,18 @@ impl Database {
 
     pub async fn record_feedback(&self, feedback: &Feedback) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO feedback (request_id, created_at_ms, rating, comment, escalated) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO feedback (request_id, created_at_ms, rating, comment, escalated, rater) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (request_id) DO UPDATE SET created_at_ms = excluded.created_at_ms, \
+             rating = excluded.rating, comment = excluded.comment, \
+             escalated = excluded.escalated, rater = excluded.rater",
         )
         .bind(&feedback.request_id)
         .bind(feedback.created_at_ms)
         .bind(if feedback.helpful { "up" } else { "down" })
         .bind(&feedback.comment)
         .bind(feedback.escalated)
+        .bind(&feedback.rater)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -406,6 +393,8 @@ pub struct Feedback {
     pub helpful: bool,
     pub comment: Option<String>,
     pub escalated: bool,
+    /// Who rated: the key's name, `master`, or the signed-in user.
+    pub rater: Option<String>,
 }
 
 fn semantic_hit(row: &sqlx::sqlite::SqliteRow) -> Result<SemanticHit, StoreError> {

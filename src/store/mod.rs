@@ -1,13 +1,17 @@
 //! Persistence: the embedded SQLite database (WAL) with its schema migrations. A leaf module
 //! that knows rows, not policy.
 
+mod answers;
 mod cache;
+mod eval;
 mod keys;
 
+pub use answers::{AnswerGroup, AnswerRow, Grouping, HumanRating};
 pub use cache::{
     CacheOutcome, CacheRow, Feedback, GuardStats, HitFilter, SemanticEntry, SemanticHit,
     SemanticStats,
 };
+pub use eval::{Activation, ActivationAction, EvalResultRow, EvalRunRow};
 pub use keys::{BudgetHold, KeyRecord, NewKey};
 
 use std::str::FromStr;
@@ -36,6 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0008_semantic_monitoring.sql"),
     ),
     (9, include_str!("../../migrations/0009_guards.sql")),
+    (10, include_str!("../../migrations/0010_evaluation.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

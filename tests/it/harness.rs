@@ -315,6 +315,8 @@ async fn fault(model: &str, nth: usize) -> Option<Response> {
     }
     match model {
         "flaky" if nth % 2 == 1 => Some(error_response(503, "flaky", None)),
+        // Answers once, then fails: a provider whose model changed under us.
+        "breaks-after-1" if nth > 1 => Some(error_response(500, "new model, who dis", None)),
         "once-429" if nth == 1 => Some(error_response(429, "slow down", Some(1))),
         "err-500" => Some(error_response(500, "upstream exploded", None)),
         "err-503" => Some(error_response(503, "overloaded", None)),
@@ -455,6 +457,10 @@ async fn openai_chat(
         }
         // Confirms the figure a question asserts, as a model talked into it would.
         "confirms-52" => "Yes, parental leave is 52 weeks at full pay [1].".to_owned(),
+        // A judge's verdict, as the rubric asks for it.
+        "judge-5" => r#"{"correctness": 5, "completeness": 4, "conciseness": 5, "reason": "agrees with the reference"}"#.to_owned(),
+        // A pairwise judge that always prefers whichever answer it is shown first.
+        "prefers-a" => r#"{"winner": "A", "reason": "the first one"}"#.to_owned(),
         _ => words.concat(),
     };
     let mut r = base;

@@ -1,0 +1,373 @@
+//! The assistant's answers as production signals: one row per answer, what followed it
+//! (rephrased, escalated), the figures `askacme stats` and `/admin/stats` show, and the blinded
+//! items and ratings of human evaluation.
+
+use sqlx::Row;
+
+use super::{Database, StoreError, get_u64, to_i64};
+
+/// One answer (`answers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRow {
+    pub request_id: String,
+    pub created_at_ms: i64,
+    pub endpoint: String,
+    pub key_id: Option<String>,
+    pub session_id: Option<String>,
+    pub user: Option<String>,
+    /// Personal data redacted.
+    pub question: String,
+    pub answer: String,
+    pub status: String,
+    pub category: String,
+    pub prompt_version: String,
+    pub model: Option<String>,
+    pub cache: String,
+    pub cost_micro_usd: u64,
+    pub saved_micro_usd: u64,
+    pub latency_ms: f64,
+    /// The question asked for a human.
+    pub escalated: bool,
+}
+
+/// One rater's rating of one sampled item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HumanRating {
+    pub item_id: String,
+    pub rater: String,
+    /// 1–5.
+    pub rating: u8,
+    pub comment: Option<String>,
+}
+
+/// How `answer_stats` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    All,
+    Day,
+    PromptVersion,
+    Model,
+    Category,
+    Key,
+}
+
+impl Grouping {
+    fn column(self) -> &'static str {
+        match self {
+            Grouping::All => "'all'",
+            Grouping::Day => "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
+            Grouping::PromptVersion => "prompt_version",
+            Grouping::Model => "COALESCE(model, '(none)')",
+            Grouping::Category => "category",
+            Grouping::Key => "COALESCE(key_id, '(none)')",
+        }
+    }
+}
+
+/// The figures of one group of answers.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AnswerGroup {
+    pub group: String,
+    pub answers: u64,
+    pub success: u64,
+    pub no_answer: u64,
+    pub filtered: u64,
+    pub output_filtered: u64,
+    pub thumbs_up: u64,
+    pub thumbs_down: u64,
+    pub rephrased: u64,
+    pub escalated: u64,
+    pub exact_hits: u64,
+    pub semantic_hits: u64,
+    pub cost_micro_usd: u64,
+    pub saved_micro_usd: u64,
+    /// Every answer's latency, for percentiles.
+    #[serde(skip)]
+    pub latencies_ms: Vec<f64>,
+}
+
+// Production figures leave out evaluation runs, which answer through `eval/…` endpoints
+// (`endpoint NOT LIKE 'eval/%'` in the queries below).
+
+impl Database {
+    pub async fn record_answer(&self, row: &AnswerRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO answers (request_id, created_at_ms, endpoint, key_id, \
+             session_id, user, question, answer, status, category, prompt_version, model, \
+             cache, cost_micro_usd, saved_micro_usd, latency_ms, escalated) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.request_id)
+        .bind(row.created_at_ms)
+        .bind(&row.endpoint)
+        .bind(&row.key_id)
+        .bind(&row.session_id)
+        .bind(&row.user)
+        .bind(&row.question)
+        .bind(&row.answer)
+        .bind(&row.status)
+        .bind(&row.category)
+        .bind(&row.prompt_version)
+        .bind(&row.model)
+        .bind(&row.cache)
+        .bind(to_i64(row.cost_micro_usd))
+        .bind(to_i64(row.saved_micro_usd))
+        .bind(row.latency_ms)
+        .bind(row.escalated)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The answer given just before `request_id` in its conversation (or, without one, to
+    /// the same user) since `since_ms`: `(request_id, question, cache)`.
+    pub async fn previous_answer(
+        &self,
+        session_id: Option<&str>,
+        user: Option<&str>,
+        request_id: &str,
+        since_ms: i64,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        let (column, value) = match (session_id, user) {
+            (Some(session), _) => ("session_id", session),
+            (None, Some(user)) => ("user", user),
+            (None, None) => return Ok(None),
+        };
+        // `column` is one of two names above, never caller text.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT request_id, question, cache FROM answers WHERE {column} = ? \
+             AND created_at_ms >= ? AND request_id != ? \
+             ORDER BY created_at_ms DESC, request_id DESC LIMIT 1"
+        )))
+        .bind(value)
+        .bind(since_ms)
+        .bind(request_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .transpose()
+    }
+
+    pub async fn mark_rephrased(&self, request_id: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE answers SET rephrased_at_ms = COALESCE(rephrased_at_ms, ?) WHERE request_id = ?",
+        )
+        .bind(at_ms)
+        .bind(request_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_escalated(&self, request_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE answers SET escalated = 1 WHERE request_id = ?")
+            .bind(request_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn answer(&self, request_id: &str) -> Result<Option<AnswerRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM answers WHERE request_id = ?")
+            .bind(request_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(answer_row).transpose()
+    }
+
+    /// Production answers since `since_ms`, grouped.
+    pub async fn answer_stats(
+        &self,
+        since_ms: i64,
+        by: Grouping,
+    ) -> Result<Vec<AnswerGroup>, StoreError> {
+        let sql = format!(
+            "SELECT {group} AS grp, COUNT(*) AS answers, \
+             SUM(status = 'success') AS success, SUM(status = 'no_answer') AS no_answer, \
+             SUM(status = 'filtered') AS filtered, SUM(status = 'output_filtered') AS output_filtered, \
+             SUM(f.rating = 'up') AS thumbs_up, SUM(f.rating = 'down') AS thumbs_down, \
+             SUM(rephrased_at_ms IS NOT NULL) AS rephrased, \
+             SUM(a.escalated = 1 OR COALESCE(f.escalated, 0) = 1) AS escalated, \
+             SUM(cache = 'exact') AS exact_hits, SUM(cache = 'semantic') AS semantic_hits, \
+             SUM(cost_micro_usd) AS cost, SUM(saved_micro_usd) AS saved, \
+             GROUP_CONCAT(latency_ms) AS latencies \
+             FROM answers a LEFT JOIN feedback f ON f.request_id = a.request_id \
+             WHERE a.created_at_ms >= ? AND endpoint NOT LIKE 'eval/%' GROUP BY grp ORDER BY grp",
+            group = by.column()
+        );
+        // The grouping expression is one of `Grouping::column`'s constants.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let count = |name: &str| -> Result<u64, StoreError> {
+                    Ok(row.try_get::<Option<i64>, _>(name)?.unwrap_or(0).max(0) as u64)
+                };
+                let latencies: Option<String> = row.try_get("latencies")?;
+                Ok(AnswerGroup {
+                    group: row.try_get("grp")?,
+                    answers: count("answers")?,
+                    success: count("success")?,
+                    no_answer: count("no_answer")?,
+                    filtered: count("filtered")?,
+                    output_filtered: count("output_filtered")?,
+                    thumbs_up: count("thumbs_up")?,
+                    thumbs_down: count("thumbs_down")?,
+                    rephrased: count("rephrased")?,
+                    escalated: count("escalated")?,
+                    exact_hits: count("exact_hits")?,
+                    semantic_hits: count("semantic_hits")?,
+                    cost_micro_usd: count("cost")?,
+                    saved_micro_usd: count("saved")?,
+                    latencies_ms: latencies
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter_map(|v| v.parse().ok())
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The questions most often answered `no_answer` since `since_ms`: knowledge gaps.
+    pub async fn top_unanswered(
+        &self,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT MIN(question) AS question, COUNT(*) AS n FROM answers \
+             WHERE status = 'no_answer' AND created_at_ms >= ? AND endpoint NOT LIKE 'eval/%' \
+             GROUP BY lower(trim(question)) ORDER BY n DESC, question LIMIT ?",
+        )
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("question")?, get_u64(r, "n")?)))
+            .collect()
+    }
+
+    /// Production answers since `since_ms`, oldest first (for human rating samples).
+    pub async fn production_answers(&self, since_ms: i64) -> Result<Vec<AnswerRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM answers WHERE created_at_ms >= ? AND endpoint NOT LIKE 'eval/%' \
+             ORDER BY created_at_ms, request_id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(answer_row).collect()
+    }
+
+    /// Records a sample's blinded items (`item_id → request_id`).
+    pub async fn record_human_items(
+        &self,
+        items: &[(String, String)],
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (item_id, request_id) in items {
+            sqlx::query(
+                "INSERT OR IGNORE INTO human_items (item_id, request_id, sampled_at_ms) VALUES (?, ?, ?)",
+            )
+            .bind(item_id)
+            .bind(request_id)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores ratings in one transaction; an unknown item id fails the whole import (`Err`
+    /// holds it).
+    pub async fn record_human_ratings(
+        &self,
+        ratings: &[HumanRating],
+        at_ms: i64,
+    ) -> Result<Result<(), String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for rating in ratings {
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT item_id FROM human_items WHERE item_id = ?")
+                    .bind(&rating.item_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if known.is_none() {
+                return Ok(Err(rating.item_id.clone()));
+            }
+            sqlx::query(
+                "INSERT OR REPLACE INTO human_ratings (item_id, rater, rating, comment, imported_at_ms) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&rating.item_id)
+            .bind(&rating.rater)
+            .bind(i64::from(rating.rating))
+            .bind(&rating.comment)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Every imported rating.
+    pub async fn human_ratings(&self) -> Result<Vec<HumanRating>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT item_id, rater, rating, comment FROM human_ratings ORDER BY item_id, rater",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let rating: i64 = r.try_get("rating")?;
+                Ok(HumanRating {
+                    item_id: r.try_get("item_id")?,
+                    rater: r.try_get("rater")?,
+                    rating: rating.clamp(1, 5) as u8,
+                    comment: r.try_get("comment")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The answer behind a human-rating item.
+    pub async fn human_item_answer(&self, item_id: &str) -> Result<Option<AnswerRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.* FROM human_items h JOIN answers a ON a.request_id = h.request_id \
+             WHERE h.item_id = ?",
+        )
+        .bind(item_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(answer_row).transpose()
+    }
+}
+
+fn answer_row(row: &sqlx::sqlite::SqliteRow) -> Result<AnswerRow, StoreError> {
+    Ok(AnswerRow {
+        request_id: row.try_get("request_id")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        endpoint: row.try_get("endpoint")?,
+        key_id: row.try_get("key_id")?,
+        session_id: row.try_get("session_id")?,
+        user: row.try_get("user")?,
+        question: row.try_get("question")?,
+        answer: row.try_get("answer")?,
+        status: row.try_get("status")?,
+        category: row.try_get("category")?,
+        prompt_version: row.try_get("prompt_version")?,
+        model: row.try_get("model")?,
+        cache: row.try_get("cache")?,
+        cost_micro_usd: get_u64(row, "cost_micro_usd")?,
+        saved_micro_usd: get_u64(row, "saved_micro_usd")?,
+        latency_ms: row.try_get("latency_ms")?,
+        escalated: row.try_get("escalated")?,
+    })
+}
