@@ -116,6 +116,11 @@ enum Command {
         #[command(subcommand)]
         command: EvalCommand,
     },
+    /// Export data for other tools.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Inspect the knowledge base.
     Kb {
         #[command(subcommand)]
@@ -148,6 +153,24 @@ enum SafetyCommand {
         /// test split.
         #[arg(long, default_value = "evals/redteam/dev.toml")]
         cases: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Rated answers as OpenAI chat fine-tuning JSONL (system prompt, sources and question,
+    /// answer), personal data redacted.
+    Finetune {
+        /// `up` (answers people liked) or `down`.
+        #[arg(long, default_value = "up", value_parser = ["up", "down"])]
+        rating: String,
+        /// Only answers from this model (alias or deployment, as answers record it).
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value = "90d", value_parser = askacme::config::parse_duration_ms)]
+        since: i64,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -454,6 +477,21 @@ fn run() -> Result<()> {
         Command::Safety {
             command: SafetyCommand::Train { benign, cases },
         } => runtime.block_on(safety_train(&config, &benign, &cases)),
+        Command::Export {
+            command:
+                ExportCommand::Finetune {
+                    rating,
+                    model,
+                    since,
+                    out,
+                },
+        } => runtime.block_on(cli::eval::export_finetune(
+            &config,
+            &rating,
+            model.as_deref(),
+            since,
+            &out,
+        )),
         Command::Eval {
             command: EvalCommand::Human { command },
         } => runtime.block_on(async {

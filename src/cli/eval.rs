@@ -11,7 +11,7 @@ use askacme::eval::judge::Judge;
 use askacme::eval::report;
 use askacme::eval::runner::{self, RunOptions, SuiteReport, Trigger};
 use askacme::eval::suite::Suite;
-use askacme::eval::{human, judging, stats};
+use askacme::eval::{export, human, judging, stats};
 use askacme::server::AppState;
 use askacme::store::Database;
 use clap::Args;
@@ -424,5 +424,40 @@ pub async fn human_agreement(config: &Config, with_judge: bool, json: bool) -> R
     } else {
         print!("{}", human::agreement_table(&report));
     }
+    Ok(())
+}
+
+/// `export finetune`: JSONL of rated answers.
+pub async fn export_finetune(
+    config: &Config,
+    rating: &str,
+    model: Option<&str>,
+    window_ms: i64,
+    out: &Path,
+) -> Result<()> {
+    let state = AppState::from_config(config).await?;
+    let assistant = state.assistant().await?;
+    let db = state.gateway.request_log().database().clone();
+    let exported = export::finetune(&assistant, &db, rating, stats::since(window_ms), model).await;
+    state.gateway.request_log().flush().await;
+    let exported = exported?;
+    let mut text = exported.lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "{} examples written to {}{}",
+        exported.lines.len(),
+        out.display(),
+        if exported.skipped > 0 {
+            format!(
+                " ({} skipped: their prompt version is gone)",
+                exported.skipped
+            )
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }

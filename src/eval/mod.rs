@@ -7,6 +7,7 @@
 pub mod agreement;
 pub mod assertion;
 pub mod backend;
+pub mod export;
 pub mod feedback;
 pub mod gate;
 pub mod human;

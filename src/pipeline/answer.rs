@@ -57,6 +57,12 @@ pub async fn generate(
     generation: Generation<'_>,
     ctx: &RequestContext,
 ) -> Result<Completion, AnswerError> {
+    Ok(gateway.complete(request(generation)?, ctx).await?)
+}
+
+/// The chat request for a generation: the prompt's system text (with the canary), and its
+/// template rendered with the sources and the question.
+pub fn request(generation: Generation<'_>) -> Result<ChatRequest, AnswerError> {
     let sources = generation
         .hits
         .iter()
@@ -83,7 +89,7 @@ pub async fn generate(
         system.push('\n');
         system.push_str(&canary.marker());
     }
-    let request = ChatRequest {
+    Ok(ChatRequest {
         model: generation.model.to_owned(),
         messages: vec![
             Message::new(Role::System, system),
@@ -92,8 +98,7 @@ pub async fn generate(
         temperature: Some(generation.prompt.temperature),
         max_tokens: generation.prompt.max_tokens,
         ..ChatRequest::default()
-    };
-    Ok(gateway.complete(request, ctx).await?)
+    })
 }
 
 /// If the model declined, the assistant's canonical reply: the off-topic refusal or "no

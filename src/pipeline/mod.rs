@@ -476,6 +476,48 @@ impl Assistant {
         Ok(response)
     }
 
+    /// The messages a model would be sent for `question` with `prompt_version` today (its
+    /// sources retrieved now), without the canary: a fine-tuning example's prompt.
+    pub async fn prompt_messages(
+        &self,
+        question: &str,
+        prompt_version: &str,
+        ctx: &RequestContext,
+    ) -> Result<Vec<crate::providers::types::Message>, AskError> {
+        let prompt = self.prompts.get(&self.config.prompt, prompt_version)?;
+        let vector = self
+            .embedder
+            .embed(vec![question.to_owned()], &ctx.child("embed", ctx.endpoint))
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let classification = self.classifier.classify(question, &vector);
+        let scope = match &classification.department {
+            Some(department) => Scope::Department(department),
+            None => Scope::All,
+        };
+        let retrieved = retrieve::retrieve(
+            &self.retriever,
+            question,
+            &vector,
+            scope,
+            self.retrieval,
+            &ctx.child("rerank", ctx.endpoint),
+        )
+        .await?;
+        let request = answer::request(Generation {
+            registry: &self.prompts,
+            prompt,
+            model: &prompt.model,
+            question,
+            category: classification.category.as_str(),
+            department: classification.department.as_deref(),
+            hits: &retrieved.retrieval.hits,
+            canary: None,
+        })?;
+        Ok(request.messages)
+    }
+
     /// The stages; returns the answer and the question's embedding (empty when the input
     /// guard refused it before it was embedded).
     async fn answer(

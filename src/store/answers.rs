@@ -263,6 +263,29 @@ impl Database {
         rows.iter().map(answer_row).collect()
     }
 
+    /// Successful production answers rated `rating` (`up` or `down`) since `since_ms`, of
+    /// `model` when given, oldest first.
+    pub async fn rated_answers(
+        &self,
+        rating: &str,
+        since_ms: i64,
+        model: Option<&str>,
+    ) -> Result<Vec<AnswerRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.* FROM answers a JOIN feedback f ON f.request_id = a.request_id \
+             WHERE f.rating = ? AND a.status = 'success' AND a.created_at_ms >= ? \
+             AND (? IS NULL OR a.model = ?) AND a.endpoint NOT LIKE 'eval/%' \
+             ORDER BY a.created_at_ms, a.request_id",
+        )
+        .bind(rating)
+        .bind(since_ms)
+        .bind(model)
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(answer_row).collect()
+    }
+
     /// Records a sample's blinded items (`item_id → request_id`).
     pub async fn record_human_items(
         &self,

@@ -439,6 +439,67 @@ async fn production_signals_are_counted_and_answers_are_sampled_for_human_rating
         "{report:#}"
     );
     assert!(report["cohen_kappa"].as_f64().is_some(), "{report:#}");
+
+    // Well-rated answers become fine-tuning examples, personal data redacted.
+    let (_, mailed, _) = ask(
+        &app,
+        json!({"question": "How long is parental leave? Write to jane.doe@example.com", "cache": "no-store"}),
+    )
+    .await;
+    app.post(
+        "/v1/feedback",
+        json!({"request_id": mailed, "rating": "up"}),
+    )
+    .await;
+    let train = dir.0.join("train.jsonl");
+    let (ok, stdout, stderr) = askacme(
+        &config,
+        &[
+            "export",
+            "finetune",
+            "--rating",
+            "up",
+            "--out",
+            train.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && stdout.contains("2 examples"), "{stdout}\n{stderr}");
+    let jsonl = std::fs::read_to_string(&train).unwrap();
+    assert!(
+        !jsonl.contains("jane.doe@example.com") && jsonl.contains("[EMAIL_1]"),
+        "{jsonl}"
+    );
+    let example: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    let messages = example["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant"]);
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("You are AskAcme")
+    );
+    assert!(
+        !messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Confidential marker"),
+        "no canary: {example}"
+    );
+    let user = messages[1]["content"].as_str().unwrap();
+    assert!(
+        user.contains("Sources:") && user.contains("How many weeks of parental leave"),
+        "{user}"
+    );
+    assert!(
+        messages[2]["content"]
+            .as_str()
+            .unwrap()
+            .contains("20 weeks")
+    );
 }
 
 /// `[[eval.schedule]]` inside the server: a canary suite runs per model on its schedule
