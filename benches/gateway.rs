@@ -583,6 +583,7 @@ fn local_generation() {
             max_tokens: Some(64),
             stop: Vec::new(),
             seed: 0,
+            json: false,
         };
         let turns = vec![ChatTurn {
             role: "user".into(),

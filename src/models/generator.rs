@@ -55,7 +55,22 @@ pub struct SamplingParams {
     pub max_tokens: Option<u32>,
     pub stop: Vec<String>,
     pub seed: u32,
+    /// Constrain the output to one JSON value (a llama.cpp grammar): the local answer to
+    /// `response_format: json_object` / `json_schema` (the schema itself is not enforced).
+    pub json: bool,
 }
+
+/// JSON as a GBNF grammar (after llama.cpp's `grammars/json.gbnf`): an object at the root,
+/// whitespace bounded so a model cannot pad forever.
+const JSON_GRAMMAR: &str = r#"
+root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
+array  ::= "[" ws ( value ("," ws value)* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+ws     ::= | " " | "\n" [ \t]{0,20}
+"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopCause {
@@ -316,15 +331,21 @@ fn run(
     }
     let prefill_ms = prefill_start.elapsed().as_secs_f64() * 1000.0;
 
-    let mut sampler = if params.temperature <= 0.0 {
-        LlamaSampler::greedy()
+    let mut samplers = Vec::new();
+    if params.json {
+        samplers.push(
+            LlamaSampler::grammar(model, JSON_GRAMMAR, "root")
+                .map_err(|e| GenerateError::Inference(format!("JSON grammar: {e}")))?,
+        );
+    }
+    if params.temperature <= 0.0 {
+        samplers.push(LlamaSampler::greedy());
     } else {
-        LlamaSampler::chain_simple([
-            LlamaSampler::top_p(params.top_p, 1),
-            LlamaSampler::temp(params.temperature),
-            LlamaSampler::dist(params.seed),
-        ])
-    };
+        samplers.push(LlamaSampler::top_p(params.top_p, 1));
+        samplers.push(LlamaSampler::temp(params.temperature));
+        samplers.push(LlamaSampler::dist(params.seed));
+    }
+    let mut sampler = LlamaSampler::chain_simple(samplers);
     let mut stops = StopScanner::new(params.stop);
     let mut pending_bytes = Vec::new();
     let mut completion_tokens = 0u32;

@@ -115,6 +115,11 @@ impl LocalProvider {
             max_tokens: request.max_output_tokens(),
             stop: request.stop_sequences(),
             seed: request.seed.map_or_else(random_seed, |s| s as u32),
+            json: request
+                .extra
+                .get("response_format")
+                .and_then(|f| f["type"].as_str())
+                .is_some_and(|t| t == "json_object" || t == "json_schema"),
         };
         Ok(generator.generate(turns, params))
     }

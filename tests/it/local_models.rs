@@ -315,3 +315,25 @@ async fn a_client_that_disconnects_mid_stream_is_logged_as_cancelled() {
     }
     panic!("no log row for the cancelled stream {id}");
 }
+
+/// `response_format: json_object` on a local model constrains decoding with a JSON grammar:
+/// even the 135M model, which rambles in prose when asked for JSON, returns an object.
+#[tokio::test]
+async fn json_mode_makes_a_local_model_answer_with_a_json_object() {
+    let app = App::spawn("").await;
+    let prompt = "Describe a cat as JSON with the keys name and colour.";
+    let body = answer(
+        &app,
+        tiny(
+            prompt,
+            json!({"max_tokens": 60, "response_format": {"type": "json_object"}}),
+        ),
+    )
+    .await;
+    let content = text(&body);
+    let parsed: Value = serde_json::from_str(content.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {content:?}"));
+    assert!(parsed.is_object(), "{content}");
+    let free = text(&answer(&app, tiny(prompt, json!({"max_tokens": 60}))).await);
+    assert_ne!(free, content, "the grammar changed what was generated");
+}
