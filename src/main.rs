@@ -544,18 +544,10 @@ fn run() -> Result<()> {
             match calibrate {
                 Some(file) => cli::eval::calibrate(&config, &file, json).await,
                 None => {
-                    let candidate = candidate.unwrap_or_else(|| {
-                        config
-                            .prompts
-                            .active
-                            .get(&config.assistant.prompt)
-                            .cloned()
-                            .unwrap_or_default()
-                    });
                     cli::eval::judge(
                         &config,
                         &suite,
-                        &candidate,
+                        candidate.as_deref(),
                         baseline.as_deref(),
                         repeat,
                         json,

@@ -25,7 +25,7 @@ pub struct Target {
     /// API key for `--url` (or ASKACME_API_KEY).
     #[arg(long, env = "ASKACME_API_KEY", hide_env_values = true)]
     key: Option<String>,
-    /// Bypass the response caches (implied by --repeat > 1: each attempt must reach a model).
+    /// Bypass the response caches (a run with repeats does for its repeated attempts anyway).
     #[arg(long)]
     no_cache: bool,
 }
@@ -64,8 +64,8 @@ struct Answerer {
 }
 
 impl Answerer {
-    async fn new(config: &Config, target: &Target, repeat: Option<u32>) -> Result<Self> {
-        let no_cache = target.no_cache || repeat.is_some_and(|r| r > 1);
+    async fn new(config: &Config, target: &Target) -> Result<Self> {
+        let no_cache = target.no_cache;
         if let Some(url) = &target.url {
             let backend = Remote::new(
                 url,
@@ -121,9 +121,9 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<bool> {
     let suites = args
         .suites
         .iter()
-        .map(|s| Suite::resolve(s, &config.eval.suites_dir))
+        .map(|s| Suite::for_assistant(s, config))
         .collect::<Result<Vec<_>, _>>()?;
-    let answerer = Answerer::new(config, &args.target, args.repeat).await?;
+    let answerer = Answerer::new(config, &args.target).await?;
     let judge = Judge::from_config(answerer.backend.as_ref(), config);
     let options = RunOptions {
         prompt_version: args
@@ -175,8 +175,8 @@ pub async fn compare(
     repeat: Option<u32>,
     target: &Target,
 ) -> Result<()> {
-    let suite = Suite::resolve(suite, &config.eval.suites_dir)?;
-    let answerer = Answerer::new(config, target, repeat).await?;
+    let suite = Suite::for_assistant(suite, config)?;
+    let answerer = Answerer::new(config, target).await?;
     let judge = Judge::from_config(answerer.backend.as_ref(), config);
     let db = database(config).await?;
     let mut reports = Vec::new();
@@ -221,7 +221,7 @@ pub async fn activate(
     if force && reason.is_none() {
         bail!("--force needs --reason \"…\": the override is recorded");
     }
-    let answerer = Answerer::new(config, &Target::default(), None).await?;
+    let answerer = Answerer::new(config, &Target::default()).await?;
     let Some(state) = &answerer.state else {
         bail!("activation runs in process");
     };
@@ -239,7 +239,6 @@ pub async fn activate(
         &db,
         answerer.backend.as_ref(),
         Some(&judge),
-        &config.eval.suites_dir,
         candidate,
     )
     .await;
@@ -295,16 +294,37 @@ pub async fn prompt_history(config: &Config, name: &str) -> Result<()> {
 pub async fn judge(
     config: &Config,
     suite: &str,
-    candidate: &str,
+    candidate: Option<&str>,
     baseline: Option<&str>,
     repeat: u32,
     json: bool,
 ) -> Result<()> {
-    let suite = Suite::resolve(suite, &config.eval.suites_dir)?;
-    let answerer = Answerer::new(config, &Target::default(), Some(repeat)).await?;
+    let suite = Suite::for_assistant(suite, config)?;
+    // Repeated verdicts must each reach the judge, not its first cached reply.
+    let target = Target {
+        no_cache: repeat > 1,
+        ..Target::default()
+    };
+    let answerer = Answerer::new(config, &target).await?;
+    let Some(state) = &answerer.state else {
+        bail!("judging runs in process");
+    };
+    // The live version (activations applied), unless one is named.
+    let candidate = match candidate {
+        Some(candidate) => prompt_version(config, candidate)?,
+        None => state
+            .prompts()
+            .active(&config.assistant.prompt)?
+            .version
+            .clone(),
+    };
     let backend = answerer.backend.as_ref();
     let judge = Judge::from_config(backend, config);
-    let prompt_model = state_prompt_model(config, &answerer, candidate)?;
+    let prompt_model = state
+        .prompts()
+        .get(&config.assistant.prompt, &candidate)?
+        .model
+        .clone();
     if let Some(why) = judge
         .self_judging
         .as_ref()
@@ -316,7 +336,7 @@ pub async fn judge(
         &suite,
         backend,
         &judge,
-        &prompt_version(config, candidate)?,
+        &candidate,
         baseline
             .map(|b| prompt_version(config, b))
             .transpose()?
@@ -334,23 +354,10 @@ pub async fn judge(
     Ok(())
 }
 
-/// The model a prompt version is written for (its answers' model, for the self-judging check).
-fn state_prompt_model(config: &Config, answerer: &Answerer, version: &str) -> Result<String> {
-    let version = prompt_version(config, version)?;
-    let Some(state) = &answerer.state else {
-        bail!("judging runs in process");
-    };
-    Ok(state
-        .prompts()
-        .get(&config.assistant.prompt, &version)?
-        .model
-        .clone())
-}
-
 /// `eval judge --calibrate FILE`: the judge's agreement with human labels.
 pub async fn calibrate(config: &Config, file: &Path, json: bool) -> Result<()> {
     let set = judging::CalibrationSet::load(file)?;
-    let answerer = Answerer::new(config, &Target::default(), None).await?;
+    let answerer = Answerer::new(config, &Target::default()).await?;
     let judge = Judge::from_config(answerer.backend.as_ref(), config);
     let result = judging::calibrate(&set, &judge).await;
     answerer.finish().await;
@@ -387,13 +394,26 @@ pub async fn human_sample(
     Ok(())
 }
 
-/// `eval human import FILE…`: all files are read before anything is stored.
+/// `eval human import FILE…`: all files are read before anything is stored. A rater is named
+/// by their columns (`ana_rating`), so two files rating the same item under the same name are
+/// refused rather than one silently replacing the other.
 pub async fn human_import(config: &Config, files: &[PathBuf]) -> Result<()> {
     let mut ratings = Vec::new();
+    let mut seen: std::collections::BTreeMap<(String, String), String> = Default::default();
     for file in files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        ratings.extend(human::read_ratings(&file.display().to_string(), &text)?);
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {name}"))?;
+        for rating in human::read_ratings(&name, &text)? {
+            let key = (rating.item_id.clone(), rating.rater.clone());
+            if let Some(other) = seen.insert(key, name.clone()) {
+                bail!(
+                    "{name} and {other} both rate {} as `{}`: name each rater's columns after them (e.g. `ana_rating`); nothing imported",
+                    rating.item_id,
+                    rating.rater
+                );
+            }
+            ratings.push(rating);
+        }
     }
     let db = database(config).await?;
     if let Err(item) = db
@@ -411,7 +431,7 @@ pub async fn human_import(config: &Config, files: &[PathBuf]) -> Result<()> {
 pub async fn human_agreement(config: &Config, with_judge: bool, json: bool) -> Result<()> {
     let db = database(config).await?;
     let report = if with_judge {
-        let answerer = Answerer::new(config, &Target::default(), None).await?;
+        let answerer = Answerer::new(config, &Target::default()).await?;
         let judge = Judge::from_config(answerer.backend.as_ref(), config);
         let report = human::agreement(&db, Some(&judge)).await;
         answerer.finish().await;

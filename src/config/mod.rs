@@ -827,7 +827,6 @@ fn check_patterns(key: &str, patterns: &[String]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// A number outside `range` is refused, naming the key and the bounds (NaN is outside any).
 /// `7d`, `24h`, `30m`, `90s` as milliseconds.
 pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     let text = text.trim();
@@ -849,6 +848,7 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("`{text}`: too long"))
 }
 
+/// A number outside `range` is refused, naming the key and the bounds (NaN is outside any).
 pub(crate) fn check_range<T>(
     key: &str,
     value: T,

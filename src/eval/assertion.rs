@@ -89,6 +89,8 @@ pub struct Outcome {
     pub model: Option<String>,
     /// `name@version` of the assistant's prompt that answered.
     pub prompt_version: Option<String>,
+    /// The deployment that answered, when known (in process).
+    pub deployment: Option<String>,
     pub cost_micro_usd: u64,
     pub latency_ms: f64,
     pub request_id: String,

@@ -27,6 +27,8 @@ pub struct Question {
     pub question: String,
     pub collection: Option<String>,
     pub overrides: Overrides,
+    /// Bypass the response caches for this question (a repeated attempt must reach a model).
+    pub fresh: bool,
 }
 
 #[async_trait]
@@ -65,6 +67,7 @@ impl Backend for InProcess {
         let ctx = self.context("eval/ask");
         let request = AskRequest {
             collection: question.collection.clone(),
+            cache: question.fresh.then_some(CacheDirective::NoStore),
             ..AskRequest::new(question.question.clone())
         };
         let response = self
@@ -123,6 +126,7 @@ fn ask_outcome(response: &AskResponse) -> Outcome {
         ungrounded: response.ungrounded.clone(),
         model: response.model.clone(),
         prompt_version: Some(response.prompt_version.clone()),
+        deployment: response.deployment.clone(),
         cost_micro_usd: response.cost_micro_usd,
         latency_ms: response.latency_ms,
         request_id: response.request_id.clone(),
@@ -150,8 +154,8 @@ impl Remote {
     }
 
     /// `body` with the cache bypassed, when it should be.
-    fn cache_directive(&self, mut body: Value) -> Value {
-        if self.no_cache {
+    fn cache_directive(&self, mut body: Value, fresh: bool) -> Value {
+        if self.no_cache || fresh {
             body["cache"] = json!("no-store");
         }
         body
@@ -186,7 +190,9 @@ impl Backend for Remote {
         if let Some(collection) = &question.collection {
             body["collection"] = json!(collection);
         }
-        let answer = self.post("/v1/ask", self.cache_directive(body)).await?;
+        let answer = self
+            .post("/v1/ask", self.cache_directive(body, question.fresh))
+            .await?;
         let text = |key: &str| answer[key].as_str().map(str::to_owned);
         let status: Option<Status> = serde_json::from_value(answer["status"].clone()).ok();
         Ok(Outcome {
@@ -210,6 +216,7 @@ impl Backend for Remote {
                 .collect(),
             model: text("model"),
             prompt_version: text("prompt_version"),
+            deployment: text("deployment"),
             cost_micro_usd: answer["cost_micro_usd"].as_u64().unwrap_or_default(),
             latency_ms: answer["latency_ms"].as_f64().unwrap_or_default(),
             request_id: text("request_id").unwrap_or_default(),
@@ -218,9 +225,11 @@ impl Backend for Remote {
 
     async fn chat(&self, request: ChatRequest) -> Result<Outcome, BackendError> {
         let started = Instant::now();
+        // `cache` is ours and never serialised upstream: it travels as the body's extension.
+        let fresh = request.cache.is_some();
         let body = serde_json::to_value(&request).map_err(|e| BackendError(e.to_string()))?;
         let response = self
-            .post("/v1/chat/completions", self.cache_directive(body))
+            .post("/v1/chat/completions", self.cache_directive(body, fresh))
             .await?;
         Ok(Outcome {
             answer: response["choices"][0]["message"]["content"]

@@ -3,8 +3,6 @@
 //! they pass (or when forced, with the reason); a rollback needs no gate. Every gate run is
 //! stored like any other run, with the trigger `gate`.
 
-use std::path::Path;
-
 use super::backend::Backend;
 use super::judge::Judge;
 use super::runner::{self, RunError, RunOptions, SuiteReport, Trigger};
@@ -31,6 +29,10 @@ pub enum GateError {
     NoGates { prompt: String },
     #[error("--force needs --reason \"…\": the override is recorded")]
     ForceWithoutReason,
+    #[error(
+        "`{name}` is not the assistant's prompt (`assistant.prompt = \"{assistant}\"`): suites can only test the prompt the assistant answers with"
+    )]
+    NotTheAssistantsPrompt { name: String, assistant: String },
 }
 
 /// The suites that gate `name@version`: `[prompts.gates]` and the file's own `gates`.
@@ -77,9 +79,14 @@ pub async fn activate(
     db: &Database,
     backend: &dyn Backend,
     judge: Option<&Judge<'_>>,
-    suites_dir: &Path,
     candidate: Candidate<'_>,
 ) -> Result<Gated, GateError> {
+    if candidate.name != config.assistant.prompt {
+        return Err(GateError::NotTheAssistantsPrompt {
+            name: candidate.name.to_owned(),
+            assistant: config.assistant.prompt.clone(),
+        });
+    }
     let prompt = registry.get(candidate.name, candidate.version)?;
     if candidate.force_reason.is_some_and(|r| r.trim().is_empty()) {
         return Err(GateError::ForceWithoutReason);
@@ -101,7 +108,7 @@ pub async fn activate(
     // Every suite loads before any runs: a typo in the last one must not waste the first.
     let suites = names
         .iter()
-        .map(|name| Suite::named(name, suites_dir))
+        .map(|name| Suite::for_assistant(name, config))
         .collect::<Result<Vec<_>, _>>()?;
     let options = RunOptions {
         prompt_version: Some(candidate.version.to_owned()),
@@ -121,7 +128,10 @@ pub async fn activate(
             break;
         }
     }
-    let passed = reports.len() == suites.len() && reports.iter().all(SuiteReport::passed);
+    // No gate ran: nothing passed (a forced activation without gates is a force).
+    let passed = !suites.is_empty()
+        && reports.len() == suites.len()
+        && reports.iter().all(SuiteReport::passed);
     let summary = reports
         .iter()
         .map(|r| {

@@ -21,6 +21,8 @@ pub enum HumanError {
     Backend(#[from] BackendError),
     #[error("{file}: {message}")]
     Import { file: String, message: String },
+    #[error("{0}")]
+    SelfJudging(String),
 }
 
 /// One blinded item: what a rater sees (no model, prompt version, cost or status).
@@ -45,42 +47,11 @@ pub fn sample(answers: &[AnswerRow], n: usize, seed: u64) -> Vec<Item> {
     }
     let total = answers.len();
     let n = n.min(total);
-    // Proportional allocation, largest remainder; at least one per stratum when n allows.
-    let mut quotas: Vec<(usize, f64)> = strata
-        .values()
-        .map(|rows| {
-            let exact = n as f64 * rows.len() as f64 / total.max(1) as f64;
-            let floor = exact.floor() as usize;
-            (
-                floor.max(usize::from(n >= strata.len())).min(rows.len()),
-                exact - floor as f64,
-            )
-        })
-        .collect();
-    let mut assigned: usize = quotas.iter().map(|(q, _)| q).sum();
     let sizes: Vec<usize> = strata.values().map(Vec::len).collect();
-    let mut order: Vec<usize> = (0..quotas.len()).collect();
-    order.sort_by(|&a, &b| quotas[b].1.total_cmp(&quotas[a].1).then(a.cmp(&b)));
-    let mut turn = 0;
-    while assigned < n {
-        let i = order[turn % order.len()];
-        if quotas[i].0 < sizes[i] {
-            quotas[i].0 += 1;
-            assigned += 1;
-        }
-        turn += 1;
-    }
-    // The one-per-stratum floor can overshoot `n` when strata are many and small.
-    while assigned > n {
-        let Some(i) = (0..quotas.len()).max_by_key(|&i| quotas[i].0) else {
-            break;
-        };
-        quotas[i].0 -= 1;
-        assigned -= 1;
-    }
+    let quotas = allocate(&sizes, n);
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut items: Vec<Item> = Vec::with_capacity(n);
-    for (rows, (quota, _)) in strata.into_values().zip(quotas) {
+    for (rows, quota) in strata.into_values().zip(quotas) {
         let mut rows = rows;
         rng.shuffle(&mut rows);
         items.extend(rows.into_iter().take(quota).map(|row| Item {
@@ -92,6 +63,48 @@ pub fn sample(answers: &[AnswerRow], n: usize, seed: u64) -> Vec<Item> {
     }
     items.sort_by(|a, b| a.item_id.cmp(&b.item_id));
     items
+}
+
+/// Seats per stratum for a sample of `n` from strata of `sizes`: proportional, the seats left
+/// over going to the largest remainders (`share − seats`), every stratum at least one when `n`
+/// allows.
+fn allocate(sizes: &[usize], n: usize) -> Vec<usize> {
+    let total: usize = sizes.iter().sum();
+    let exact: Vec<f64> = sizes
+        .iter()
+        .map(|&len| n as f64 * len as f64 / total.max(1) as f64)
+        .collect();
+    let floor = usize::from(n >= sizes.len());
+    let mut seats: Vec<usize> = exact
+        .iter()
+        .zip(sizes)
+        .map(|(e, &len)| (e.floor() as usize).max(floor).min(len))
+        .collect();
+    let owed = |seats: &[usize], i: usize| exact[i] - seats[i] as f64;
+    let mut assigned: usize = seats.iter().sum();
+    while assigned < n {
+        let Some(i) = (0..sizes.len())
+            .filter(|&i| seats[i] < sizes[i])
+            .max_by(|&a, &b| owed(&seats, a).total_cmp(&owed(&seats, b)).then(b.cmp(&a)))
+        else {
+            break;
+        };
+        seats[i] += 1;
+        assigned += 1;
+    }
+    // The one-per-stratum floor can overshoot: take back from the most over-served stratum
+    // that keeps at least one.
+    while assigned > n {
+        let Some(i) = (0..sizes.len())
+            .filter(|&i| seats[i] > floor)
+            .min_by(|&a, &b| owed(&seats, a).total_cmp(&owed(&seats, b)).then(a.cmp(&b)))
+        else {
+            break;
+        };
+        seats[i] -= 1;
+        assigned -= 1;
+    }
+    seats
 }
 
 /// A stable id that does not reveal the request: the same answer in the same sample always
@@ -136,14 +149,20 @@ fn csv_line(fields: &[String]) -> String {
     format!("{}\r\n", quoted.join(","))
 }
 
-/// RFC 4180 records (quoted fields may hold commas, quotes and line breaks).
-fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
+/// RFC 4180 records (quoted fields may hold commas, quotes and line breaks), each with the
+/// file line it starts on. A leading byte-order mark (spreadsheets write one) is skipped.
+fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
     let mut chars = text.chars().peekable();
     let mut quoted = false;
+    let (mut line, mut starts) = (1, 1);
     while let Some(c) = chars.next() {
+        if c == '\n' {
+            line += 1;
+        }
         match (quoted, c) {
             (true, '"') if chars.peek() == Some(&'"') => {
                 chars.next();
@@ -156,7 +175,8 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
             (false, '\r') => {}
             (false, '\n') => {
                 record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
+                records.push((starts, std::mem::take(&mut record)));
+                starts = line;
             }
             (false, c) => field.push(c),
         }
@@ -166,7 +186,7 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
     }
     if !field.is_empty() || !record.is_empty() {
         record.push(field);
-        records.push(record);
+        records.push((starts, record));
     }
     Ok(records)
 }
@@ -192,7 +212,7 @@ pub fn read_ratings(file: &str, text: &str) -> Result<Vec<HumanRating>, HumanErr
         message,
     };
     let records = parse_csv(text).map_err(invalid)?;
-    let Some((header, rows)) = records.split_first() else {
+    let Some(((_, header), rows)) = records.split_first() else {
         return Err(invalid("empty file".into()));
     };
     let column = |name: &str| header.iter().position(|h| h.trim() == name);
@@ -209,7 +229,7 @@ pub fn read_ratings(file: &str, text: &str) -> Result<Vec<HumanRating>, HumanErr
         return Err(invalid("no `<rater>_rating` column".into()));
     }
     let mut ratings = Vec::new();
-    for (line, row) in rows.iter().enumerate() {
+    for (line, row) in rows {
         let Some(item_id) = row.get(item).filter(|id| !id.trim().is_empty()) else {
             continue;
         };
@@ -340,6 +360,13 @@ pub async fn agreement(
                 let Some(answer) = db.human_item_answer(item).await? else {
                     continue;
                 };
+                let outcome = super::assertion::Outcome {
+                    model: answer.model.clone(),
+                    ..super::assertion::Outcome::default()
+                };
+                if let Some(why) = judge.refuses(&outcome) {
+                    return Err(HumanError::SelfJudging(why));
+                }
                 let verdict = judge
                     .rubric(
                         &answer.question,
@@ -467,6 +494,7 @@ mod tests {
             saved_micro_usd: 0,
             latency_ms: 1.0,
             escalated: false,
+            rephrased: false,
         }
     }
 
@@ -492,7 +520,16 @@ mod tests {
             (16, 3, 1)
         );
         assert_eq!(sample(&answers, 20, 7), picked, "same seed, same sample");
-        assert_ne!(sample(&answers, 20, 8), picked);
+        let requests = |items: &[Item]| {
+            let mut ids: Vec<String> = items.iter().map(|i| i.request_id.clone()).collect();
+            ids.sort();
+            ids
+        };
+        assert_ne!(
+            requests(&sample(&answers, 20, 8)),
+            requests(&picked),
+            "another seed, other answers"
+        );
         assert_eq!(sample(&answers, 500, 1).len(), 100);
         let text = csv(&picked, 2);
         assert!(text.starts_with("item_id,question,answer,rater_1_rating,rater_1_comment,rater_2_rating,rater_2_comment\r\n"));
@@ -500,6 +537,15 @@ mod tests {
             !text.contains("req_") && !text.contains("strong"),
             "blinded: {text}"
         );
+    }
+
+    #[test]
+    fn seats_follow_the_largest_remainders_after_the_one_per_stratum_floor() {
+        assert_eq!(allocate(&[46, 45, 9], 10), [5, 4, 1]);
+        assert_eq!(allocate(&[98, 1, 1], 3), [1, 1, 1]);
+        assert_eq!(allocate(&[80, 15, 5], 20), [16, 3, 1]);
+        assert_eq!(allocate(&[5, 5], 1).iter().sum::<usize>(), 1);
+        assert_eq!(allocate(&[2, 1], 10), [2, 1]);
     }
 
     #[test]

@@ -65,7 +65,6 @@ pub struct PairVerdict {
     /// Baseline shown first (already mapped back: `First` means the candidate won).
     pub baseline_first: Option<Preference>,
     pub cost_micro_usd: u64,
-    pub unparsable: Option<String>,
 }
 
 /// The combined verdict of a pair.
@@ -151,6 +150,16 @@ impl<'a> Judge<'a> {
             model: model.into(),
             self_judging,
         }
+    }
+
+    /// Why this judge may not grade `outcome` (its own model's answer), if it may not: by
+    /// the model asked for and by the deployment that answered.
+    pub fn refuses(&self, outcome: &super::assertion::Outcome) -> Option<String> {
+        let guard = self.self_judging.as_ref()?;
+        [&outcome.model, &outcome.deployment]
+            .into_iter()
+            .flatten()
+            .find_map(|model| guard.refusal(&self.model, model))
     }
 
     /// The judge `[eval.judge]` configures.
@@ -262,14 +271,10 @@ impl<'a> Judge<'a> {
             Preference::Second => Preference::First,
             Preference::Tie => Preference::Tie,
         };
-        let unparsable = [&first, &second]
-            .iter()
-            .find_map(|r| r.as_ref().err().cloned());
         Ok(PairVerdict {
             candidate_first: first.ok(),
             baseline_first: second.ok().map(flip),
             cost_micro_usd: first_cost + second_cost,
-            unparsable,
         })
     }
 
@@ -353,7 +358,6 @@ mod tests {
             candidate_first: a,
             baseline_first: b,
             cost_micro_usd: 0,
-            unparsable: None,
         };
         use Preference::*;
         assert_eq!(

@@ -29,6 +29,8 @@ pub enum JudgingError {
     Suite(#[from] SuiteError),
     #[error("{path}: {message}")]
     Calibration { path: String, message: String },
+    #[error("{0}")]
+    SelfJudging(String),
 }
 
 // ---- calibration ----
@@ -315,6 +317,7 @@ pub async fn judge_suite(
         let answer = |version: &str| Question {
             question: question.clone(),
             collection: collection.clone(),
+            fresh: false,
             overrides: Overrides {
                 prompt_version: Some(version.to_owned()),
                 model: None,
@@ -323,6 +326,9 @@ pub async fn judge_suite(
         };
         let answered = backend.ask(&answer(candidate)).await?;
         cost_micro_usd += answered.cost_micro_usd;
+        if let Some(why) = judge.refuses(&answered) {
+            return Err(JudgingError::SelfJudging(why));
+        }
         let mut judged = JudgedCase {
             id: case.id.clone(),
             answer: answered.answer.clone(),
@@ -344,6 +350,9 @@ pub async fn judge_suite(
         if let Some(baseline) = baseline {
             let other = backend.ask(&answer(baseline)).await?;
             cost_micro_usd += other.cost_micro_usd;
+            if let Some(why) = judge.refuses(&other) {
+                return Err(JudgingError::SelfJudging(why));
+            }
             let pair = judge
                 .pairwise(question, Some(reference), &answered.answer, &other.answer)
                 .await?;

@@ -1,7 +1,9 @@
 //! Evaluation, in layers: suites of cases with assertions (`suite`, `assertion`, `runner`,
-//! `report`) that gate prompt changes (`gate`); an LLM judge with its biases controlled
-//! (`judge`); agreement statistics for human raters (`agreement`); production signals
-//! (`feedback`); and the labelled sets of the retrieval, semantic-cache and red-team
+//! `report`, answered by a `backend`) that gate prompt changes (`gate`) and run on a schedule
+//! as drift canaries (`schedule`); an LLM judge with its biases controlled (`judge`, and
+//! `judging` for whole suites and calibration); human rating samples (`human`) with agreement
+//! statistics (`agreement`); production signals (`feedback`, `stats`) and the fine-tuning
+//! export (`export`); and the labelled sets of the retrieval, semantic-cache and red-team
 //! measurements.
 
 pub mod agreement;

@@ -285,6 +285,7 @@ mod tests {
                         failure: (!pass).then(|| "contains: expected <20 weeks> & more".into()),
                         score: None,
                         judge_unparsable: false,
+                        judge_cost_micro_usd: 0,
                         outcome: Outcome {
                             answer: "It is \"six\" weeks".into(),
                             ..Outcome::default()

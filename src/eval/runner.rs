@@ -9,6 +9,7 @@ use super::assertion::{Assertion, Check, Outcome, excerpt};
 use super::backend::{Backend, Question};
 use super::judge::Judge;
 use super::suite::{Case, Input, Suite};
+use crate::cache::CacheDirective;
 use crate::pipeline::Overrides;
 use crate::providers::types::ChatRequest;
 use crate::store::{EvalResultRow, EvalRunRow, now_ms};
@@ -72,6 +73,8 @@ pub struct Attempt {
     pub score: Option<f64>,
     /// The judge's reply did not parse.
     pub judge_unparsable: bool,
+    /// What grading cost (the judge's calls), apart from the answer's own cost.
+    pub judge_cost_micro_usd: u64,
     pub outcome: Outcome,
 }
 
@@ -204,12 +207,28 @@ pub async fn run(
             })
             .map(|c| c.id.as_str())
             .collect::<Vec<_>>();
+        let priced = suite
+            .cases
+            .iter()
+            .filter(|c| {
+                !c.is_ask()
+                    && c.assertions
+                        .iter()
+                        .any(|a| matches!(a, Assertion::MaxCostUsd { .. }))
+            })
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>();
         let what = if options.prompt_version.is_some() {
             Some("--prompt".to_owned())
         } else if options.model.is_some() && suite.asks_the_assistant() {
             Some("--model".to_owned())
         } else if !fixed.is_empty() {
             Some(format!("a fixed `context` (cases {})", fixed.join(", ")))
+        } else if !priced.is_empty() {
+            Some(format!(
+                "`max_cost_usd` on gateway cases (a chat completion's body carries no cost; cases {})",
+                priced.join(", ")
+            ))
         } else {
             None
         };
@@ -250,7 +269,7 @@ pub async fn run(
     let cost_micro_usd = cases
         .iter()
         .flat_map(|c| &c.attempts)
-        .map(|a| a.outcome.cost_micro_usd)
+        .map(|a| a.outcome.cost_micro_usd + a.judge_cost_micro_usd)
         .sum::<u64>();
     let prompt_version = cases
         .iter()
@@ -285,7 +304,7 @@ async fn run_case(
 ) -> CaseReport {
     let mut attempts = Vec::with_capacity(repeat as usize);
     for _ in 0..repeat {
-        attempts.push(attempt(case, backend, judge, options).await);
+        attempts.push(attempt(case, repeat > 1, backend, judge, options).await);
     }
     let passes = attempts.iter().filter(|a| a.pass).count();
     let pass_rate = passes as f64 / attempts.len().max(1) as f64;
@@ -300,8 +319,11 @@ async fn run_case(
     }
 }
 
+/// One attempt; `fresh` bypasses the caches (every attempt of a repeated case must reach a
+/// model, or the repeats would replay the first).
 async fn attempt(
     case: &Case,
+    fresh: bool,
     backend: &dyn Backend,
     judge: Option<&Judge<'_>>,
     options: &RunOptions,
@@ -316,6 +338,7 @@ async fn attempt(
                 .ask(&Question {
                     question: question.clone(),
                     collection: collection.clone(),
+                    fresh,
                     overrides: Overrides {
                         prompt_version: options.prompt_version.clone(),
                         model: options.model.clone(),
@@ -336,12 +359,13 @@ async fn attempt(
                     messages: messages.clone(),
                     max_tokens: *max_tokens,
                     temperature: Some(temperature.unwrap_or(0.0)),
+                    cache: fresh.then_some(CacheDirective::NoStore),
                     ..ChatRequest::default()
                 })
                 .await
         }
     };
-    let mut outcome = match answered {
+    let outcome = match answered {
         Ok(outcome) => outcome,
         Err(e) => {
             return Attempt {
@@ -349,6 +373,7 @@ async fn attempt(
                 failure: Some(format!("no answer: {e}")),
                 score: None,
                 judge_unparsable: false,
+                judge_cost_micro_usd: 0,
                 outcome: Outcome::default(),
             };
         }
@@ -356,13 +381,15 @@ async fn attempt(
     let mut failure = None;
     let mut score = None;
     let mut judge_unparsable = false;
+    let mut judge_cost_micro_usd = 0;
     for assertion in &case.assertions {
         let check = match assertion.check(&outcome) {
             Some(check) => check,
             None => {
-                let scored = scored(case, assertion, &mut outcome, backend, judge).await;
-                judge_unparsable |= scored.1;
-                scored.0
+                let scored = scored(case, assertion, &outcome, backend, judge).await;
+                judge_unparsable |= scored.unparsable;
+                judge_cost_micro_usd += scored.cost_micro_usd;
+                scored.check
             }
         };
         score = score.or(check.score);
@@ -375,28 +402,49 @@ async fn attempt(
         failure,
         score,
         judge_unparsable,
+        judge_cost_micro_usd,
         outcome,
     }
 }
 
-/// Scores a `similar` or `judge` assertion; the flag says the judge's reply did not parse.
-/// The judge's cost is added to the outcome's.
+/// A scored assertion's check, whether the judge's reply failed to parse, and what the
+/// judge's call cost.
+struct Scored {
+    check: Check,
+    unparsable: bool,
+    cost_micro_usd: u64,
+}
+
+impl From<Check> for Scored {
+    fn from(check: Check) -> Self {
+        Scored {
+            check,
+            unparsable: false,
+            cost_micro_usd: 0,
+        }
+    }
+}
+
+/// Scores a `similar` or `judge` assertion.
 async fn scored(
     case: &Case,
     assertion: &Assertion,
-    outcome: &mut Outcome,
+    outcome: &Outcome,
     backend: &dyn Backend,
     judge: Option<&Judge<'_>>,
-) -> (Check, bool) {
-    let fail = |message: String| Check {
-        pass: false,
-        message,
-        score: None,
+) -> Scored {
+    let fail = |message: String| -> Scored {
+        Check {
+            pass: false,
+            message,
+            score: None,
+        }
+        .into()
     };
     match assertion {
         Assertion::Similar { value, .. } => {
             let Some(reference) = value.as_ref().or(case.reference.as_ref()) else {
-                return (fail("no reference".into()), false);
+                return fail("no reference".into());
             };
             match backend
                 .embed(vec![outcome.answer.clone(), reference.clone()])
@@ -405,23 +453,18 @@ async fn scored(
                 Ok(vectors) if vectors.len() == 2 => {
                     let similarity =
                         f64::from(crate::models::embedder::cosine(&vectors[0], &vectors[1]));
-                    (assertion.against_score(similarity, &outcome.answer), false)
+                    assertion.against_score(similarity, &outcome.answer).into()
                 }
-                Ok(_) => (
-                    fail("the embedding model returned no vectors".into()),
-                    false,
-                ),
-                Err(e) => (fail(format!("cannot embed: {e}")), false),
+                Ok(_) => fail("the embedding model returned no vectors".into()),
+                Err(e) => fail(format!("cannot embed: {e}")),
             }
         }
         Assertion::Judge { rubric, .. } => {
             let Some(judge) = judge else {
-                return (fail("no judge model".into()), false);
+                return fail("no judge model".into());
             };
-            if let (Some(guard), Some(model)) = (&judge.self_judging, &outcome.model)
-                && let Some(why) = guard.refusal(&judge.model, model)
-            {
-                return (fail(why), false);
+            if let Some(why) = judge.refuses(outcome) {
+                return fail(why);
             }
             match judge
                 .rubric(
@@ -433,24 +476,25 @@ async fn scored(
                 .await
             {
                 Ok(verdict) => {
-                    outcome.cost_micro_usd += verdict.cost_micro_usd;
-                    match verdict.headline() {
-                        Some(score) => (
-                            assertion.against_score(f64::from(score), &outcome.answer),
-                            false,
-                        ),
-                        None => (
-                            fail(format!(
+                    let mut scored: Scored = match verdict.headline() {
+                        Some(score) => assertion
+                            .against_score(f64::from(score), &outcome.answer)
+                            .into(),
+                        None => {
+                            let mut failed = fail(format!(
                                 "the judge's reply is unparsable (not counted as a pass): {:?}",
                                 excerpt(verdict.unparsable.as_deref().unwrap_or_default())
-                            )),
-                            true,
-                        ),
-                    }
+                            ));
+                            failed.unparsable = true;
+                            failed
+                        }
+                    };
+                    scored.cost_micro_usd = verdict.cost_micro_usd;
+                    scored
                 }
-                Err(e) => (fail(format!("judge call failed: {e}")), false),
+                Err(e) => fail(format!("judge call failed: {e}")),
             }
         }
-        _ => (fail("not a scored assertion".into()), false),
+        _ => fail("not a scored assertion".into()),
     }
 }

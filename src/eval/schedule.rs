@@ -13,14 +13,17 @@ use super::suite::{Suite, SuiteError};
 use crate::config::Config;
 use crate::store::{Database, EvalRunRow, StoreError, now_ms};
 
-/// How long a job's lease holds: longer than any run, so a second instance never starts the
-/// same job while the first still runs it.
-const LEASE_MS: i64 = 60 * 60 * 1000;
+/// How long a job's lease holds: longer than any run we expect (a `golden` run with the judge
+/// on the local model takes about half an hour), so a second instance does not start the same
+/// job while the first still runs it; after a crash, the job waits this long.
+const LEASE_MS: i64 = 6 * 60 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error("eval.schedule[{index}].suite: {error}")]
     Suite { index: usize, error: SuiteError },
+    #[error("eval.schedule[{index}].judge: the suite has `judge` assertions; set `judge = true`")]
+    NeedsJudge { index: usize },
 }
 
 struct Job {
@@ -68,8 +71,11 @@ impl Scheduler {
     pub fn from_config(config: &Config) -> Result<Self, ScheduleError> {
         let mut jobs = Vec::new();
         for (index, schedule) in config.eval.schedule.iter().enumerate() {
-            let suite = Suite::named(&schedule.suite, &config.eval.suites_dir)
+            let suite = Suite::for_assistant(&schedule.suite, config)
                 .map_err(|error| ScheduleError::Suite { index, error })?;
+            if suite.needs_judge() && !schedule.judge {
+                return Err(ScheduleError::NeedsJudge { index });
+            }
             let models: Vec<Option<String>> = if schedule.models.is_empty() {
                 vec![None]
             } else {

@@ -39,6 +39,14 @@ pub enum SuiteError {
     },
     #[error("suite {origin}: {message}")]
     Invalid { origin: String, message: String },
+    #[error(
+        "suite {suite} tests prompt `{prompt}`, but the assistant answers with `{assistant}` (`assistant.prompt`)"
+    )]
+    OtherPrompt {
+        suite: String,
+        prompt: String,
+        assistant: String,
+    },
     #[error("no suite `{name}` (built in: {built_in}; or a file {dir}/{name}.toml)")]
     Unknown {
         name: String,
@@ -173,6 +181,13 @@ impl Case {
 
 impl Suite {
     /// The suite called `name`: `<dir>/<name>.toml` if it exists, else the built-in one.
+    /// The suite called `name`, checked against the assistant's prompt.
+    pub fn for_assistant(name: &str, config: &crate::config::Config) -> Result<Suite, SuiteError> {
+        let suite = Suite::resolve(name, &config.eval.suites_dir)?;
+        suite.check_prompt(&config.assistant.prompt)?;
+        Ok(suite)
+    }
+
     pub fn named(name: &str, dir: &Path) -> Result<Suite, SuiteError> {
         let path = dir.join(format!("{name}.toml"));
         if path.is_file() {
@@ -252,6 +267,20 @@ impl Suite {
             cases,
             origin: origin.to_owned(),
         })
+    }
+
+    /// A suite written for another prompt than the assistant's cannot test it.
+    pub fn check_prompt(&self, assistant_prompt: &str) -> Result<(), SuiteError> {
+        match &self.prompt {
+            Some(prompt) if prompt != assistant_prompt && self.asks_the_assistant() => {
+                Err(SuiteError::OtherPrompt {
+                    suite: self.name.clone(),
+                    prompt: prompt.clone(),
+                    assistant: assistant_prompt.to_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether any case asks the assistant (and so depends on a prompt version).

@@ -556,9 +556,12 @@ impl Assistant {
         };
         turn.lap(|s| &mut s.classify);
 
-        let slot = match overrides.context {
-            Some(_) => None,
-            None => self.cache_slot(&request, prompt, &turn, ctx).await?,
+        // A fixed context or another model than the routes' is not what the cache's scope
+        // describes: such answers neither read nor fill it.
+        let slot = if overrides.context.is_some() || overrides.model.is_some() {
+            None
+        } else {
+            self.cache_slot(&request, prompt, &turn, ctx).await?
         };
         if let Some(answer) = self.cached(slot.as_ref(), &turn, ctx).await {
             return Ok((turn.shown(answer), turn.vector));
@@ -624,7 +627,9 @@ impl Assistant {
     }
 
     /// Stores the answer (question and answer redacted) and marks what it says about the one
-    /// before it. A failure here is logged, never the caller's problem: the answer stands.
+    /// before it. A failure here is logged, never the caller's problem: the answer stands. It
+    /// runs before the answer is returned (a row insert, and an embedding only when the
+    /// conversation has an earlier answer) so that feedback on it finds it at once.
     async fn record_answer(
         &self,
         asked: &Asked,
@@ -650,6 +655,7 @@ impl Assistant {
             cost_micro_usd: response.cost_micro_usd,
             saved_micro_usd: response.saved_micro_usd,
             latency_ms: response.latency_ms,
+            rephrased: false,
             escalated: self
                 .config
                 .escalation_phrases

@@ -295,9 +295,12 @@ impl Registry {
                 ActivationAction::Activate | ActivationAction::Force => {
                     stack.push(activation.version.clone());
                 }
+                // A rollback row names the version it went back to: that is authoritative, so
+                // instances that skipped a version (their files differ) still agree on it.
                 ActivationAction::Rollback => {
-                    if stack.len() > 1 {
-                        stack.pop();
+                    match stack.iter().rposition(|v| *v == activation.version) {
+                        Some(at) => stack.truncate(at + 1),
+                        None => stack.push(activation.version.clone()),
                     }
                 }
             }
@@ -588,7 +591,14 @@ template = "Q: {{ question }} ({{ sources | length }} sources)"
         registry.apply(&rows);
         assert_eq!(live(&registry), "v3");
         assert!(target(&registry, &rows).is_err());
-        // An activation of a version this binary lacks is skipped, not fatal.
+        // An activation of a version this binary lacks is skipped, not fatal; a rollback
+        // after it still lands where it says.
+        registry.apply(&[
+            row("v4", ActivationAction::Activate),
+            row("v9", ActivationAction::Activate),
+            row("v4", ActivationAction::Rollback),
+        ]);
+        assert_eq!(live(&registry), "v4", "the rollback row names v4");
         registry.apply(&[row("v9", ActivationAction::Activate)]);
         assert_eq!(live(&registry), "v3");
         let listed: Vec<String> = registry

@@ -240,12 +240,12 @@ impl InputGuard {
         })
     }
 
-    /// Personal data in a request under `action`: `Ok(redacted text)` or the block.
     /// `text` with its personal data replaced by placeholders, as stored text must be.
     pub fn redacted(&self, text: &str) -> String {
         Redaction::new().redact(&self.pii, text)
     }
 
+    /// Personal data in a request under `action`: `Ok(redacted text)` or the block.
     pub fn check_pii(
         &self,
         text: &str,

@@ -416,7 +416,9 @@ const ACTIVATION_POLL: Duration = Duration::from_secs(2);
 
 /// Applies new prompt activations to the live registry as they are recorded.
 async fn follow_activations(db: crate::store::Database, prompts: Arc<Registry>) {
-    let mut seen = db.last_activation_id().await.unwrap_or_default();
+    // Not the id at start: one recorded between loading the registry and this first poll
+    // would be missed. Applying the same activations twice is harmless.
+    let mut seen = -1;
     loop {
         tokio::time::sleep(ACTIVATION_POLL).await;
         let latest = match db.last_activation_id().await {

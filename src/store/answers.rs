@@ -28,6 +28,8 @@ pub struct AnswerRow {
     pub latency_ms: f64,
     /// The question asked for a human.
     pub escalated: bool,
+    /// A later question asked the same again (read only; `mark_rephrased` sets it).
+    pub rephrased: bool,
 }
 
 /// One rater's rating of one sampled item.
@@ -55,11 +57,11 @@ impl Grouping {
     fn column(self) -> &'static str {
         match self {
             Grouping::All => "'all'",
-            Grouping::Day => "strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch')",
-            Grouping::PromptVersion => "prompt_version",
-            Grouping::Model => "COALESCE(model, '(none)')",
-            Grouping::Category => "category",
-            Grouping::Key => "COALESCE(key_id, '(none)')",
+            Grouping::Day => "strftime('%Y-%m-%d', a.created_at_ms / 1000, 'unixepoch')",
+            Grouping::PromptVersion => "a.prompt_version",
+            Grouping::Model => "COALESCE(a.model, '(none)')",
+            Grouping::Category => "a.category",
+            Grouping::Key => "COALESCE(a.key_id, '(none)')",
         }
     }
 }
@@ -159,14 +161,6 @@ impl Database {
         Ok(())
     }
 
-    pub async fn mark_escalated(&self, request_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE answers SET escalated = 1 WHERE request_id = ?")
-            .bind(request_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn answer(&self, request_id: &str) -> Result<Option<AnswerRow>, StoreError> {
         let row = sqlx::query("SELECT * FROM answers WHERE request_id = ?")
             .bind(request_id)
@@ -183,16 +177,18 @@ impl Database {
     ) -> Result<Vec<AnswerGroup>, StoreError> {
         let sql = format!(
             "SELECT {group} AS grp, COUNT(*) AS answers, \
-             SUM(status = 'success') AS success, SUM(status = 'no_answer') AS no_answer, \
-             SUM(status = 'filtered') AS filtered, SUM(status = 'output_filtered') AS output_filtered, \
+             SUM(a.status = 'success') AS success, SUM(a.status = 'no_answer') AS no_answer, \
+             SUM(a.status = 'filtered') AS filtered, \
+             SUM(a.status = 'output_filtered') AS output_filtered, \
              SUM(f.rating = 'up') AS thumbs_up, SUM(f.rating = 'down') AS thumbs_down, \
-             SUM(rephrased_at_ms IS NOT NULL) AS rephrased, \
+             SUM(a.rephrased_at_ms IS NOT NULL) AS rephrased, \
              SUM(a.escalated = 1 OR COALESCE(f.escalated, 0) = 1) AS escalated, \
-             SUM(cache = 'exact') AS exact_hits, SUM(cache = 'semantic') AS semantic_hits, \
-             SUM(cost_micro_usd) AS cost, SUM(saved_micro_usd) AS saved, \
-             GROUP_CONCAT(latency_ms) AS latencies \
+             SUM(a.cache = 'exact') AS exact_hits, SUM(a.cache = 'semantic') AS semantic_hits, \
+             SUM(a.cost_micro_usd) AS cost, SUM(a.saved_micro_usd) AS saved, \
+             GROUP_CONCAT(a.latency_ms) AS latencies \
              FROM answers a LEFT JOIN feedback f ON f.request_id = a.request_id \
-             WHERE a.created_at_ms >= ? AND endpoint NOT LIKE 'eval/%' GROUP BY grp ORDER BY grp",
+             WHERE a.created_at_ms >= ? AND a.endpoint NOT LIKE 'eval/%' \
+             GROUP BY grp ORDER BY grp",
             group = by.column()
         );
         // The grouping expression is one of `Grouping::column`'s constants.
@@ -392,5 +388,6 @@ fn answer_row(row: &sqlx::sqlite::SqliteRow) -> Result<AnswerRow, StoreError> {
         saved_micro_usd: get_u64(row, "saved_micro_usd")?,
         latency_ms: row.try_get("latency_ms")?,
         escalated: row.try_get("escalated")?,
+        rephrased: row.try_get::<Option<i64>, _>("rephrased_at_ms")?.is_some(),
     })
 }

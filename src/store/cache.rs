@@ -370,7 +370,7 @@ impl Database {
              VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (request_id) DO UPDATE SET created_at_ms = excluded.created_at_ms, \
              rating = excluded.rating, comment = excluded.comment, \
-             escalated = excluded.escalated, rater = excluded.rater",
+             escalated = MAX(feedback.escalated, excluded.escalated), rater = excluded.rater",
         )
         .bind(&feedback.request_id)
         .bind(feedback.created_at_ms)

@@ -342,14 +342,37 @@ async fn production_signals_are_counted_and_answers_are_sampled_for_human_rating
     );
     assert_eq!(all["escalated"], 1, "{stats:#}");
     assert_eq!(all["thumbs_up"], 1, "{stats:#}");
+    assert_eq!(
+        all["thumbs_down"], 0,
+        "the later rating replaced the earlier: {stats:#}"
+    );
     assert_eq!(all["thumbs_up_rate"], 1.0, "{stats:#}");
     assert_eq!(
         stats["top_unanswered"][0]["question"],
         "What's the CEO's favorite color?"
     );
     let db = app.state.gateway.request_log().database();
-    assert!(db.answer(&first).await.unwrap().is_some());
+    assert!(
+        db.answer(&first).await.unwrap().unwrap().rephrased,
+        "the first answer was rephrased"
+    );
+    assert!(!db.answer(&second).await.unwrap().unwrap().rephrased);
     assert!(db.answer(&human).await.unwrap().unwrap().escalated);
+    let by_day: serde_json::Value = app
+        .http
+        .get(format!("{}/admin/stats?since=1h&by=day", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_day["groups"][0]["answers"], 4, "{by_day:#}");
+    assert_eq!(
+        by_day["groups"][0]["group"].as_str().unwrap().len(),
+        10,
+        "a date: {by_day:#}"
+    );
     let bad = app
         .http
         .get(format!("{}/admin/stats?since=7w", app.base))
@@ -564,5 +587,80 @@ async fn scheduled_canaries_run_in_the_server_and_flag_drift() {
             .await
             .unwrap(),
         "once expired"
+    );
+}
+
+/// Without gating suites a version can only be forced, with a reason, and the record says it
+/// was forced; the gate's refusal paths change nothing.
+#[test]
+fn a_version_without_gates_is_only_activated_by_force_with_a_reason() {
+    let dir = TempDir::new("force");
+    let prompts = dir.0.join("prompts/ask_acme");
+    std::fs::create_dir_all(&prompts).unwrap();
+    let v3 = include_str!("../../prompts/ask_acme/v3.toml");
+    std::fs::write(
+        prompts.join("v4.toml"),
+        v3.replace("version = \"v3\"", "version = \"v4\""),
+    )
+    .unwrap();
+    let config = dir.0.join("askacme.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n[prompts]\ndir = {:?}\n[prompts.gates]\nask_acme = []\n",
+            dir.0.display().to_string(),
+            models_dir().display().to_string(),
+            dir.0.join("prompts").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = askacme(&config, &["prompts", "activate", "ask_acme", "v4"]);
+    assert!(!ok && stderr.contains("no gating suites"), "{stderr}");
+    let (ok, _, stderr) = askacme(
+        &config,
+        &[
+            "prompts", "activate", "other", "v1", "--force", "--reason", "x",
+        ],
+    );
+    assert!(
+        !ok && stderr.contains("not the assistant's prompt"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = askacme(
+        &config,
+        &[
+            "prompts", "activate", "ask_acme", "v3", "--force", "--reason", "x",
+        ],
+    );
+    assert!(
+        !ok && stderr.contains("already the active version"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = askacme(
+        &config,
+        &[
+            "prompts",
+            "activate",
+            "ask_acme",
+            "v4",
+            "--force",
+            "--reason",
+            "hotfix for INC-1",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let (_, history, _) = askacme(&config, &["prompts", "history", "ask_acme"]);
+    let rows: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{history}");
+    assert!(
+        rows[0].contains(" force ")
+            && rows[0].contains("hotfix for INC-1")
+            && rows[0].contains("os:"),
+        "{history}"
+    );
+    let (_, list, _) = askacme(&config, &["prompts", "list"]);
+    assert!(
+        list.lines().any(|l| l.starts_with('*') && l.contains("v4")),
+        "{list}"
     );
 }
