@@ -236,7 +236,7 @@ pub fn read_ratings(file: &str, text: &str) -> Result<Vec<HumanRating>, HumanErr
         for (rater, rating_at, comment_at) in &raters {
             let cell = row.get(*rating_at).map(String::as_str).unwrap_or_default();
             let value = rating(cell)
-                .map_err(|m| invalid(format!("line {}, column `{rater}_rating`: {m}", line + 2)))?;
+                .map_err(|m| invalid(format!("line {line}, column `{rater}_rating`: {m}")))?;
             if let Some(value) = value {
                 let comment = comment_at
                     .and_then(|c| row.get(c))
@@ -566,9 +566,10 @@ mod tests {
             (4, Some("fine, thanks"))
         );
         assert_eq!(ratings[1].rating, 5, "good is 5");
+        // The second record starts on line 4: the first one's answer spans two lines.
         let err = read_ratings("r.csv", &text.replace(",2,,,", ",7,,,")).unwrap_err();
         assert!(
-            err.to_string().contains("line 3, column `rater_1_rating`"),
+            err.to_string().contains("line 4, column `rater_1_rating`"),
             "{err}"
         );
         assert!(read_ratings("r.csv", "question\r\nq\r\n").is_err());

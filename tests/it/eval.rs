@@ -34,6 +34,7 @@ reference = "Employees get 20 weeks of parental leave at full pay."
 assert = [
   { type = "contains", value = "20 weeks" },
   { type = "judge", threshold = 4 },
+  { type = "similar", threshold = 0.9 },
 ]
 "#;
 
@@ -63,6 +64,28 @@ async fn the_judge_grades_through_the_gateway_and_an_unparsable_verdict_never_pa
     assert!(report.passed(), "{}", askacme::eval::report::table(&report));
     assert_eq!(report.judge.as_deref(), Some("judge"));
     assert_eq!(report.cases[0].attempts[0].score, Some(5.0));
+    // `similar` embeds the answer and the reference: against another reference it fails.
+    let similar = Suite::parse(
+        &JUDGED
+            .replace("{ type = \"judge\", threshold = 4 },", "")
+            .replace(
+                "20 weeks of parental leave at full pay.\"",
+                "six weeks of sabbatical for managers.\"",
+            ),
+        "similar.toml",
+    )
+    .unwrap();
+    let report = runner::run(&similar, &backend, None, &options)
+        .await
+        .unwrap();
+    let failure = report.cases[0].attempts[0]
+        .failure
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        failure.starts_with("similar: similarity"),
+        "a different reference is not similar: {failure}"
+    );
     // The judge's call went through the gateway and is in the request log.
     let log = app.state.gateway.request_log();
     log.flush().await;
@@ -275,6 +298,23 @@ async fn regression_passes_and_gates_prompt_activation_in_a_running_server() {
     );
     assert!(!forced && stderr.contains("--reason"), "{stderr}");
     // Every run is stored: the CLI's two suites and the two gate runs.
+    // Side by side, nothing changed between v3 and its copy (both answered from the caches).
+    let (ok, compared, stderr) = askacme(
+        &config,
+        &[
+            "eval",
+            "compare",
+            "regression",
+            "--a",
+            "ask_acme@v3",
+            "--b",
+            "ask_acme@v5",
+        ],
+    );
+    assert!(
+        ok && compared.contains("0 cases changed"),
+        "{compared}\n{stderr}"
+    );
     let (_, runs, _) = askacme(&config, &["eval", "history"]);
     assert_eq!(
         runs.lines().filter(|l| l.contains(" gate ")).count(),
