@@ -124,6 +124,16 @@ impl Scheduler {
             {
                 continue;
             }
+            // Another instance may have run it between our look and our lease: look again.
+            let runs = db
+                .scheduled_runs(&job.suite.name, job.model.as_deref())
+                .await?;
+            if runs
+                .as_ref()
+                .is_some_and(|(_, latest)| now_ms() - latest.started_at_ms < job.every_ms)
+            {
+                continue;
+            }
             let options = RunOptions {
                 model: job.model.clone(),
                 trigger: Trigger::Schedule,

@@ -323,8 +323,8 @@ async fn regression_passes_and_gates_prompt_activation_in_a_running_server() {
     );
     assert_eq!(
         runs.lines().filter(|l| l.contains(" cli ")).count(),
-        2,
-        "{runs}"
+        4,
+        "the CLI's two suites, then compare's two runs: {runs}"
     );
 }
 
