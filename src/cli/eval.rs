@@ -137,6 +137,10 @@ pub async fn run(config: &Config, args: RunArgs) -> Result<bool> {
         trigger: Trigger::Cli,
         stop_when_failed: false,
     };
+    // An unknown version fails here, not as a failure in every case.
+    if let (Some(state), Some(version)) = (&answerer.state, &options.prompt_version) {
+        state.prompts().get(&config.assistant.prompt, version)?;
+    }
     let db = database(config).await?;
     let mut reports = Vec::new();
     for suite in &suites {

@@ -16,6 +16,10 @@
 //! the answer matches "1000 EUR" in a source. Names are capitalised words that do not start a
 //! sentence. Citation markers are neither.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 use super::citations;
 use crate::safety::pii::strip_placeholders;
 use crate::safety::stream::SentenceGate;
@@ -49,7 +53,7 @@ pub fn check(answer: &str, sources: &[&str], operator: &str) -> Grounded {
             .filter(|&&n| n >= 1 && n <= sources.len())
             .map(|&n| n - 1)
             .collect();
-        let plain = strip_placeholders(&citations::strip(&sentence));
+        let plain = without_enumerators(&strip_placeholders(&citations::strip(&sentence)));
         let claimed = figures(&plain);
         let holds = |i: usize, figure: &String| source_figures[i].contains(figure);
         let supported_by_cited = |figure: &String| cited.iter().any(|&i| holds(i, figure));
@@ -132,6 +136,17 @@ fn names(text: &str) -> Vec<&str> {
     out
 }
 
+/// A list's item numbers ("1. Sign in", "2) Connect" at the start of a line) are layout, not
+/// figures a source must hold: they are blanked before figures are read.
+fn without_enumerators(text: &str) -> String {
+    static ENUMERATOR: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"(?m)^(\s*)\d{1,2}[.)](\s|$)").ok());
+    match ENUMERATOR.as_ref() {
+        Some(re) => re.replace_all(text, "$1 $2").into_owned(),
+        None => text.to_owned(),
+    }
+}
+
 /// Numbers in `text`: runs of digits, joined across `,` or `.` when digits follow (so "1,000"
 /// and "0.30" are one figure each), with the separators of thousands dropped.
 fn figures(text: &str) -> Vec<String> {
@@ -170,6 +185,22 @@ mod tests {
 
     fn ungrounded_figures(answer: &str, sources: &[&str]) -> Vec<String> {
         ungrounded(answer, sources)
+    }
+
+    /// Seen in a `golden` run: a numbered list of steps was refused as four ungrounded
+    /// figures ("1" to "4").
+    #[test]
+    fn list_item_numbers_are_not_figures() {
+        let sources = [
+            "VPN: sign in with your Acme account and approve the MFA prompt. Sessions last 12 hours.",
+        ];
+        let answer = "To set up the VPN, follow these steps:\n1. Sign in with your Acme account and approve the MFA prompt [1].\n2. Sessions last 12 hours [1].\n3) Sessions last 14 hours [1].";
+        assert_eq!(ungrounded(answer, &sources), vec!["14".to_owned()]);
+        assert_eq!(
+            ungrounded("Leave is 3. weeks long [1].", &sources),
+            vec!["3".to_owned()],
+            "a figure inside a sentence is still a figure"
+        );
     }
 
     #[test]
