@@ -13,7 +13,9 @@ use super::backend::{Backend, BackendError};
 use crate::config::Config;
 use crate::providers::types::{ChatRequest, Message, Role};
 
-/// Longest judge reply: a JSON object with a one-line reason.
+/// Longest judge reply: a JSON object with a one-line reason. A judge that loops inside its
+/// reason (the 1.5B model did once in 82 calibration verdicts, at 160 and at 320 tokens) is
+/// cut here, and its reply, no longer JSON, is unparsable.
 const JUDGE_MAX_TOKENS: u32 = 160;
 
 const SYSTEM: &str = "You grade answers given by Acme Corp's internal assistant to employees' \

@@ -97,6 +97,8 @@ pub struct CalibrationVerdict {
     pub judged: Option<Label>,
     pub correctness: Option<u8>,
     pub reason: String,
+    /// The judge's raw reply, when it did not parse.
+    pub unparsable: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +144,7 @@ pub async fn calibrate(
             }),
             correctness: verdict.correctness,
             reason: verdict.reason,
+            unparsable: verdict.unparsable,
         });
     }
     let parsed: Vec<&CalibrationVerdict> = verdicts.iter().filter(|v| v.judged.is_some()).collect();
@@ -211,7 +214,7 @@ pub fn calibration_table(report: &CalibrationReport) -> String {
             v.kind,
             v.label,
             v.correctness.map_or("unparsable".into(), |s| s.to_string()),
-            excerpt(&v.reason)
+            excerpt(v.unparsable.as_deref().unwrap_or(&v.reason))
         );
     }
     out
