@@ -124,31 +124,29 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let db = state.gateway.request_log().database();
     match crate::eval::schedule::drift(db, &state.config).await {
         Ok(canaries) if !canaries.is_empty() => {
-            out.push_str(
-                "# HELP askacme_eval_pass_rate Latest scheduled run's share of cases passed, by suite and model.
-                 # TYPE askacme_eval_pass_rate gauge
-",
-            );
-            for c in &canaries {
-                out.push_str(&format!(
-                    "askacme_eval_pass_rate{{suite=\"{}\",model=\"{}\"}} {}\n",
-                    escape(&c.suite),
-                    escape(c.model.as_deref().unwrap_or("routes")),
-                    c.latest
-                ));
-            }
-            out.push_str(
-                "# HELP askacme_eval_drift 1 when the latest scheduled run's pass rate fell more than the drift margin below the first run's.
-                 # TYPE askacme_eval_drift gauge
-",
-            );
-            for c in &canaries {
-                out.push_str(&format!(
-                    "askacme_eval_drift{{suite=\"{}\",model=\"{}\"}} {}\n",
-                    escape(&c.suite),
-                    escape(c.model.as_deref().unwrap_or("routes")),
-                    u8::from(c.drifted)
-                ));
+            type Gauge = fn(&crate::eval::schedule::Drift) -> f64;
+            let gauges: [(&str, &str, Gauge); 2] = [
+                (
+                    "askacme_eval_pass_rate",
+                    "Latest scheduled run's share of cases passed, by suite and model.",
+                    |c| c.latest,
+                ),
+                (
+                    "askacme_eval_drift",
+                    "1 when the latest scheduled run's pass rate fell more than the drift margin below the first run's.",
+                    |c| f64::from(u8::from(c.drifted)),
+                ),
+            ];
+            for (name, help, value) in gauges {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+                for c in &canaries {
+                    out.push_str(&format!(
+                        "{name}{{suite=\"{}\",model=\"{}\"}} {}\n",
+                        escape(&c.suite),
+                        escape(c.model.as_deref().unwrap_or("routes")),
+                        value(c)
+                    ));
+                }
             }
         }
         Ok(_) => {}

@@ -161,12 +161,7 @@ async fn the_judge_grades_through_the_gateway_and_an_unparsable_verdict_never_pa
 
 /// Runs the binary; returns whether it succeeded, its stdout and its stderr.
 fn askacme(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
+    let output = crate::harness::cli_output(config, args);
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -603,6 +598,12 @@ async fn scheduled_canaries_run_in_the_server_and_flag_drift() {
     }
     assert!(drifted, "the breaking model's canary never ran twice");
     let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("# HELP askacme_eval_drift 1 when")
+            && metrics.contains("\n# TYPE askacme_eval_drift gauge\n")
+            && metrics.contains("\n# TYPE askacme_eval_pass_rate gauge\n"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("askacme_eval_drift{suite=\"canary\",model=\"breaking\"} 1"),
         "{metrics}"

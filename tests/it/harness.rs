@@ -38,14 +38,19 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs the `askacme` binary with `--config config`; panics with its stderr if it fails.
-pub fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
+/// Runs the `askacme` binary with `--config config`, whatever the outcome.
+pub fn cli_output(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
         .arg("--config")
         .arg(config)
         .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs the `askacme` binary with `--config config`; panics with its stderr if it fails.
+pub fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
+    let output = cli_output(config, args);
     assert!(
         output.status.success(),
         "askacme {args:?}: {}",
