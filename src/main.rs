@@ -110,6 +110,10 @@ enum Command {
         /// The assistant's figures as JSON (the same object as `GET /admin/stats`).
         #[arg(long)]
         json: bool,
+        /// Everything the admin dashboard shows, as JSON (`GET /admin/dashboard` without the
+        /// live deployment health).
+        #[arg(long, conflicts_with_all = ["json", "by"])]
+        dashboard: bool,
     },
     /// Measure against labelled data.
     Eval {
@@ -459,7 +463,12 @@ fn run() -> Result<()> {
         Command::Cache {
             command: CacheCommand::Forget { id },
         } => runtime.block_on(forget_match(&config, id)),
-        Command::Stats { since, by, json } => runtime.block_on(stats(&config, since, by, json)),
+        Command::Stats {
+            since,
+            by,
+            json,
+            dashboard,
+        } => runtime.block_on(stats(&config, since, by, json, dashboard)),
         Command::Prompts { command } => runtime.block_on(prompts(&config, command)),
         Command::Models {
             command: ModelsCommand::Fetch { names },
@@ -1014,10 +1023,16 @@ async fn stats(
     window_ms: i64,
     by: askacme::store::Grouping,
     json: bool,
+    dashboard: bool,
 ) -> Result<()> {
     let db = askacme::store::Database::open(&config.storage.database_url).await?;
-    let report =
-        askacme::eval::stats::report(&db, askacme::eval::stats::since(window_ms), by).await?;
+    let since = askacme::eval::stats::since(window_ms);
+    if dashboard {
+        let figures = askacme::eval::stats::dashboard(&db, since).await?;
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+        return Ok(());
+    }
+    let report = askacme::eval::stats::report(&db, since, by).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -1280,6 +1295,51 @@ fn progress_bar() -> impl Fn(Progress) + Sync {
     }
 }
 
+/// Answers `request`, printing each sentence as the output guard releases it. When a later
+/// sentence stopped the answer, what was printed is withdrawn in so many words and the reply
+/// that replaces it printed.
+async fn print_streamed(
+    assistant: &askacme::pipeline::Assistant,
+    request: AskRequest,
+    ctx: &RequestContext,
+) -> Result<askacme::pipeline::AskResponse, askacme::pipeline::AskError> {
+    use std::io::Write;
+    let (events, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let work = assistant.handle_streamed(request, ctx, events);
+    tokio::pin!(work);
+    let mut printed = String::new();
+    let mut print = |event| {
+        if let askacme::pipeline::AskEvent::Delta(text) = event {
+            print!("{text}");
+            let _ = std::io::stdout().flush();
+            printed.push_str(&text);
+        }
+    };
+    let result = loop {
+        tokio::select! {
+            biased;
+            Some(event) = receiver.recv() => print(event),
+            result = &mut work => {
+                while let Ok(event) = receiver.try_recv() {
+                    print(event);
+                }
+                break result;
+            }
+        }
+    };
+    if let Ok(answer) = &result {
+        if printed.is_empty() || printed == answer.answer {
+            println!();
+        } else {
+            println!(
+                "\n[withdrawn by the output guard; the answer is:]\n{}",
+                answer.answer
+            );
+        }
+    }
+    result
+}
+
 async fn ask(
     config: Config,
     question: String,
@@ -1296,7 +1356,11 @@ async fn ask(
             cache: no_cache.then_some(askacme::cache::CacheDirective::NoStore),
             ..AskRequest::new(question)
         };
-        assistant.handle(request, &ctx).await
+        if json {
+            assistant.handle(request, &ctx).await
+        } else {
+            print_streamed(&assistant, request, &ctx).await
+        }
     }
     .await;
     state.gateway.request_log().flush().await;
@@ -1306,7 +1370,6 @@ async fn ask(
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    println!("{}", answer.answer);
     if !answer.sources.is_empty() {
         println!();
         let label = if answer.sources.iter().any(|s| s.cited) {

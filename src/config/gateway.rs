@@ -144,6 +144,11 @@ pub struct AuthConfig {
     /// How long a valid key is trusted without reading the database again (0 = every
     /// request reads it); a revocation reaches running servers within this time.
     pub key_cache_ms: u64,
+    /// A header set by the company's SSO proxy naming the signed-in person (e.g.
+    /// `x-forwarded-user`): the web chat's requests carrying it need no key. Empty: off. Only
+    /// for a server that is reached through that proxy alone, which must strip the header
+    /// from what clients send.
+    pub user_header: String,
 }
 
 pub(super) fn validate_router(router: &RouterConfig) -> Result<(), ConfigError> {

@@ -306,6 +306,18 @@ pub struct AssistantConfig {
     /// A question containing one of these (any case) asks for a human: its answer is marked
     /// escalated.
     pub escalation_phrases: Vec<String>,
+    /// Who to contact instead, shown by the web chat's "contact HR / a human" button.
+    pub escalation_contact: String,
+    /// A follow-up is read against its conversation's turns of the last this many seconds.
+    pub conversation_window_secs: u64,
+    /// How many earlier turns a follow-up's rewrite sees.
+    pub conversation_turns: u32,
+    /// Answers (and the conversations they make) older than this many days are deleted;
+    /// 0 keeps them.
+    pub conversation_retention_days: u64,
+    /// Alias or deployment that rewrites follow-ups into standalone questions; empty: rules.
+    #[serde(default)]
+    pub rewrite_model: String,
 }
 
 /// The cascade: an answer from `from` without a citation, with figures or names no source
@@ -582,6 +594,19 @@ impl Config {
         for (category, model) in &self.assistant.routes {
             self.check_model(&format!("assistant.routes.{}", category.as_str()), model)?;
         }
+        if !self.assistant.rewrite_model.is_empty() {
+            self.check_model("assistant.rewrite_model", &self.assistant.rewrite_model)?;
+        }
+        check_range(
+            "assistant.conversation_window_secs",
+            self.assistant.conversation_window_secs,
+            1..=30 * 86_400,
+        )?;
+        check_range(
+            "assistant.conversation_turns",
+            self.assistant.conversation_turns,
+            1..=20,
+        )?;
         if let Some(cascade) = &self.assistant.cascade {
             self.check_model("assistant.cascade.from", &cascade.from)?;
             self.check_model("assistant.cascade.to", &cascade.to)?;
@@ -999,6 +1024,14 @@ mod tests {
                 "assistant.min_confidence",
             ),
             ("[assistant.routes]\nfaq = \"nope\"", "assistant.routes.faq"),
+            (
+                "[assistant]\nrewrite_model = \"nope\"",
+                "assistant.rewrite_model",
+            ),
+            (
+                "[assistant]\nconversation_turns = 0",
+                "assistant.conversation_turns",
+            ),
             ("[assistant.routes]\ngossip = \"fast\"", "assistant.routes"),
             (
                 "[assistant.cascade]\nfrom = \"fast\"\nto = \"fast\"\ndecline_confidence = 0.5",

@@ -48,7 +48,9 @@ pub async fn record(
     let owned = match (db.request(&feedback.request_id).await?, caller) {
         (None, _) => false,
         (Some(_), Caller::Open | Caller::Master) => true,
-        (Some(request), Caller::Key(key)) => request.key_id.as_deref() == Some(key.id.as_str()),
+        (Some(request), Caller::Key(_) | Caller::Person(_)) => {
+            request.key_id.is_some() && request.key_id == caller.key_id()
+        }
     };
     if !owned {
         return Err(FeedbackError::UnknownRequest(feedback.request_id));

@@ -495,6 +495,8 @@ mod tests {
             latency_ms: 1.0,
             escalated: false,
             rephrased: false,
+            standalone: None,
+            stage_latency_json: None,
         }
     }
 

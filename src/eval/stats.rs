@@ -8,10 +8,15 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::store::{AnswerGroup, Database, Grouping, StoreError, now_ms};
+use crate::store::{
+    AnswerGroup, DailyRequests, Database, FeedbackItem, Grouping, HitFilter, StoreError, now_ms,
+};
 
-/// How many unanswered questions the report lists.
-const TOP_UNANSWERED: u32 = 10;
+/// How many questions (asked most, unanswered most) a report lists.
+const TOP_QUESTIONS: u32 = 10;
+
+/// How many recent ratings, evaluation runs and near matches the dashboard lists.
+const RECENT: u32 = 20;
 
 /// `day`, `prompt_version`, `model`, `category`, `key`.
 pub fn parse_grouping(text: &str) -> Result<Grouping, String> {
@@ -52,11 +57,11 @@ pub struct GroupFigures {
 pub struct StatsReport {
     pub since_ms: i64,
     pub groups: Vec<GroupFigures>,
-    pub top_unanswered: Vec<Unanswered>,
+    pub top_unanswered: Vec<QuestionCount>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Unanswered {
+pub struct QuestionCount {
     pub question: String,
     pub times: u64,
 }
@@ -69,16 +74,160 @@ pub async fn report(db: &Database, since_ms: i64, by: Grouping) -> Result<StatsR
         .map(figures)
         .collect();
     let top_unanswered = db
-        .top_unanswered(since_ms, TOP_UNANSWERED)
+        .top_questions(since_ms, Some("no_answer"), TOP_QUESTIONS)
         .await?
         .into_iter()
-        .map(|(question, times)| Unanswered { question, times })
+        .map(|(question, times)| QuestionCount { question, times })
         .collect();
     Ok(StatsReport {
         since_ms,
         groups,
         top_unanswered,
     })
+}
+
+/// The admin dashboard's figures (`GET /admin/dashboard`, `askacme stats --dashboard`): the
+/// report grouped every way, gateway calls per day, latency per stage, what people ask, rate
+/// and say, evaluation runs and the semantic cache's near matches.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    pub since_ms: i64,
+    pub summary: Option<GroupFigures>,
+    pub by_day: Vec<GroupFigures>,
+    pub by_model: Vec<GroupFigures>,
+    pub by_key: Vec<GroupFigures>,
+    pub by_prompt_version: Vec<GroupFigures>,
+    pub requests_by_day: Vec<DailyRequests>,
+    pub stages: Vec<StageFigures>,
+    pub top_questions: Vec<QuestionCount>,
+    pub top_unanswered: Vec<QuestionCount>,
+    pub feedback: Vec<FeedbackItem>,
+    pub eval_runs: Vec<EvalRun>,
+    pub semantic_matches: Vec<NearMatch>,
+}
+
+/// One pipeline stage's latency percentiles, over the answers in which it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageFigures {
+    pub stage: String,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalRun {
+    pub run_id: String,
+    pub suite: String,
+    pub prompt_version: Option<String>,
+    pub model: Option<String>,
+    pub started_at_ms: i64,
+    pub cases: u32,
+    pub passed: u32,
+    pub pass_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NearMatch {
+    pub request_id: String,
+    pub question: String,
+    pub matched_question: String,
+    pub similarity: f32,
+    pub served: bool,
+    /// `served`, or why the guard refused.
+    pub reason: String,
+    pub flagged: bool,
+    pub created_at_ms: i64,
+}
+
+pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreError> {
+    let grouped = |by| async move { report(db, since_ms, by).await.map(|r| r.groups) };
+    let listed = |rows: Vec<(String, u64)>| {
+        rows.into_iter()
+            .map(|(question, times)| QuestionCount { question, times })
+            .collect()
+    };
+    let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
+    for json in db.stage_latencies(since_ms).await? {
+        let Ok(serde_json::Value::Object(latencies)) = serde_json::from_str(&json) else {
+            continue;
+        };
+        for (stage, ms) in latencies {
+            let Some(ms) = ms.as_f64().filter(|ms| *ms > 0.0) else {
+                continue;
+            };
+            match stages.iter_mut().find(|(name, _)| *name == stage) {
+                Some((_, values)) => values.push(ms),
+                None => stages.push((stage, vec![ms])),
+            }
+        }
+    }
+    let runs = db
+        .eval_runs(None, RECENT)
+        .await?
+        .into_iter()
+        .filter(|run| run.started_at_ms >= since_ms)
+        .map(|run| EvalRun {
+            pass_rate: f64::from(run.cases_passed) / f64::from(run.cases.max(1)),
+            run_id: run.id,
+            suite: run.suite,
+            prompt_version: run.prompt_version,
+            model: run.model,
+            started_at_ms: run.started_at_ms,
+            cases: run.cases,
+            passed: run.cases_passed,
+        })
+        .collect();
+    let matches = db
+        .semantic_hits(HitFilter::All, RECENT)
+        .await?
+        .into_iter()
+        .filter(|hit| hit.created_at_ms >= since_ms)
+        .map(|hit| NearMatch {
+            served: hit.decision == "served",
+            flagged: hit.flag_reason.is_some(),
+            request_id: hit.request_id,
+            question: hit.question,
+            matched_question: hit.matched_question,
+            similarity: hit.similarity,
+            reason: hit.decision,
+            created_at_ms: hit.created_at_ms,
+        })
+        .collect();
+    Ok(Dashboard {
+        since_ms,
+        summary: grouped(Grouping::All).await?.into_iter().next(),
+        by_day: grouped(Grouping::Day).await?,
+        by_model: grouped(Grouping::Model).await?,
+        by_key: grouped(Grouping::Key).await?,
+        by_prompt_version: grouped(Grouping::PromptVersion).await?,
+        requests_by_day: db.requests_by_day(since_ms).await?,
+        stages: stages
+            .into_iter()
+            .map(|(stage, mut values)| StageFigures {
+                stage,
+                p50_ms: percentile(&mut values, 0.5),
+                p95_ms: percentile(&mut values, 0.95),
+            })
+            .collect(),
+        top_questions: listed(db.top_questions(since_ms, None, TOP_QUESTIONS).await?),
+        top_unanswered: listed(
+            db.top_questions(since_ms, Some("no_answer"), TOP_QUESTIONS)
+                .await?,
+        ),
+        feedback: db.recent_feedback(since_ms, RECENT).await?,
+        eval_runs: runs,
+        semantic_matches: matches,
+    })
+}
+
+/// The `q` quantile (nearest rank) of `values`, sorting them; 0 for none.
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_unstable_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    values
+        .get(((n as f64 * q) as usize).min(n.saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
 }
 
 /// The start of a window ending now.
@@ -89,15 +238,8 @@ pub fn since(window_ms: i64) -> i64 {
 fn figures(mut counts: AnswerGroup) -> GroupFigures {
     let share = |n: u64| n as f64 / counts.answers.max(1) as f64;
     let rated = counts.thumbs_up + counts.thumbs_down;
-    counts.latencies_ms.sort_unstable_by(|a, b| a.total_cmp(b));
-    let percentile = |q: f64| {
-        let n = counts.latencies_ms.len();
-        counts
-            .latencies_ms
-            .get(((n as f64 * q) as usize).min(n.saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let p50 = percentile(&mut counts.latencies_ms, 0.5);
+    let p95 = percentile(&mut counts.latencies_ms, 0.95);
     GroupFigures {
         answer_rate: share(counts.success),
         no_answer_rate: share(counts.no_answer),
@@ -107,8 +249,8 @@ fn figures(mut counts: AnswerGroup) -> GroupFigures {
         escalation_rate: share(counts.escalated),
         exact_hit_rate: share(counts.exact_hits),
         semantic_hit_rate: share(counts.semantic_hits),
-        latency_p50_ms: percentile(0.5),
-        latency_p95_ms: percentile(0.95),
+        latency_p50_ms: p50,
+        latency_p95_ms: p95,
         counts,
     }
 }

@@ -21,6 +21,9 @@ pub enum Caller {
     /// The master key: every model, no limits.
     Master,
     Key(Arc<KeyRecord>),
+    /// A person the company's SSO proxy signed in (`auth.user_header`), using the web chat:
+    /// no key, so no key's limits.
+    Person(Arc<str>),
 }
 
 impl Caller {
@@ -30,6 +33,15 @@ impl Caller {
             Caller::Open => None,
             Caller::Master => Some("master".into()),
             Caller::Key(key) => Some(key.id.clone()),
+            Caller::Person(name) => Some(format!("user:{name}")),
+        }
+    }
+
+    /// The person signed in by the SSO proxy.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Caller::Person(name) => Some(name),
+            _ => None,
         }
     }
 

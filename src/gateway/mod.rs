@@ -725,7 +725,7 @@ impl Gateway {
         };
         let key_name = match &ctx.caller {
             Caller::Key(key) => Some(key.name.as_str()),
-            Caller::Open | Caller::Master => None,
+            Caller::Open | Caller::Master | Caller::Person(_) => None,
         };
         let Some(policy) = guardrails.policy(&request.model, key_name) else {
             return Ok(None);

@@ -138,11 +138,17 @@ impl Tracker {
         }
     }
 
-    fn write(mut self, status: RequestStatus, error: Option<&GatewayError>) {
-        let usage = self.usage.unwrap_or_else(|| {
-            self.row.usage_estimated = true;
+    fn usage_so_far(&self) -> Usage {
+        self.usage.unwrap_or_else(|| {
             Usage::new(self.settlement.prompt_estimate, self.content_chunks, 0, 0)
-        });
+        })
+    }
+
+    fn write(mut self, status: RequestStatus, error: Option<&GatewayError>) {
+        if self.usage.is_none() {
+            self.row.usage_estimated = true;
+        }
+        let usage = self.usage_so_far();
         let cost = self.settlement.pricing.cost_micro_usd(&usage);
         fill_usage(&mut self.row, &usage, cost);
         // A broken stream counts against the upstream; a caller that hung up says nothing
@@ -179,6 +185,8 @@ impl Tracker {
 
 pub struct CompletionStream {
     chunks: ChunkStream,
+    /// The deployment's prices, for callers that report the cost themselves.
+    pricing: Pricing,
     /// `Some` until the row is written; then the stream is over.
     tracker: Option<Tracker>,
     include_usage: bool,
@@ -196,6 +204,7 @@ impl CompletionStream {
     ) -> Self {
         Self {
             chunks,
+            pricing: tracker.settlement.pricing,
             tracker: Some(tracker),
             include_usage,
             deployment,
@@ -206,6 +215,25 @@ impl CompletionStream {
     /// Whether the stream replays a cached answer.
     pub fn cache_status(&self) -> CacheStatus {
         self.cache
+    }
+
+    /// The deployment that streams (`cache` for a replayed answer).
+    pub fn deployment(&self) -> &str {
+        &self.deployment
+    }
+
+    /// What `usage` costs at this deployment's prices.
+    pub fn cost_micro_usd(&self, usage: &Usage) -> u64 {
+        self.pricing.cost_micro_usd(usage)
+    }
+
+    /// The usage so far as the request log will bill it if the stream is dropped now: the
+    /// provider's figures when it sent them, else the estimate (prompt as admitted, one token
+    /// per content chunk).
+    pub fn usage_so_far(&self) -> Usage {
+        self.tracker
+            .as_ref()
+            .map_or_else(Usage::default, Tracker::usage_so_far)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod lexical;
 pub mod rerank;
 pub mod search;
 pub mod vector;
+pub mod view;
 
 #[cfg(test)]
 pub(crate) mod testing {

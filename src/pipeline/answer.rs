@@ -1,7 +1,6 @@
-//! Generate and cite: the prompt rendered with the retrieved sources, one completion through
-//! the gateway, then the answer's `[n]` markers mapped to the sources they name.
+//! Generate: the prompt rendered with the retrieved sources, and one completion (or one
+//! stream) through the gateway; and the model's ways of declining.
 
-use super::citations;
 use crate::gateway::GatewayError;
 use crate::gateway::{Completion, Gateway, RequestContext};
 use crate::kb::search::Hit;
@@ -40,6 +39,7 @@ pub enum AnswerError {
     Gateway(#[from] GatewayError),
 }
 
+#[derive(Clone, Copy)]
 pub struct Generation<'a> {
     pub registry: &'a Registry,
     pub prompt: &'a Prompt,
@@ -50,6 +50,13 @@ pub struct Generation<'a> {
     pub hits: &'a [Hit],
     /// Added to the system prompt; an answer that repeats it leaked the prompt.
     pub canary: Option<&'a Canary>,
+}
+
+impl<'a> Generation<'a> {
+    /// The same generation from another model (a cascade's strong tier).
+    pub fn with_model(self, model: &'a str) -> Self {
+        Self { model, ..self }
+    }
 }
 
 pub async fn generate(
@@ -115,70 +122,9 @@ pub fn decline(answer: &str) -> Option<&'static str> {
     }
 }
 
-/// The answer with its citation markers renumbered in order of first use (`[3] … [1]` becomes
-/// `[1] … [2]`), and the 0-based indexes of the cited sources in that order. Markers that name
-/// no source are removed; brackets that are not citations (`[see below]`) are left alone.
-/// Every form `citations::markers` reads (`[1, 2]`, `[1-3]`, `[Source 1]`, …) is understood.
-pub fn renumber_citations(answer: &str, sources: usize) -> (String, Vec<usize>) {
-    let mut cited: Vec<usize> = Vec::new();
-    let mut out = String::with_capacity(answer.len());
-    let mut last = 0;
-    for marker in citations::markers(answer) {
-        out.push_str(&answer[last..marker.span.start]);
-        last = marker.span.end;
-        for n in marker
-            .numbers
-            .into_iter()
-            .filter(|n| (1..=sources).contains(n))
-        {
-            let index = n - 1;
-            let position = match cited.iter().position(|&c| c == index) {
-                Some(p) => p,
-                None => {
-                    cited.push(index);
-                    cited.len() - 1
-                }
-            };
-            out.push_str(&format!("[{}]", position + 1));
-        }
-    }
-    out.push_str(&answer[last..]);
-    (tidy(&out), cited)
-}
-
-/// Removed markers leave a space before punctuation or doubled spaces behind.
-fn tidy(text: &str) -> String {
-    let mut out = text.replace("  ", " ");
-    for punctuation in [".", ",", ";", ":"] {
-        out = out.replace(&format!(" {punctuation}"), punctuation);
-    }
-    out.trim().to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn citations_are_renumbered_in_order_of_first_use() {
-        let (text, cited) =
-            renumber_citations("Leave is 20 weeks [3]. Notice is 8 weeks [1][3].", 4);
-        assert_eq!(text, "Leave is 20 weeks [1]. Notice is 8 weeks [2][1].");
-        assert_eq!(cited, vec![2, 0]);
-    }
-
-    #[test]
-    fn unusual_citation_forms_are_read_and_bad_ones_dropped() {
-        let (text, cited) = renumber_citations("A [Source 2]. B [1, 2]. C [9]. D [see below].", 2);
-        assert_eq!(text, "A [1]. B [2][1]. C. D [see below].");
-        assert_eq!(cited, vec![1, 0]);
-        let (text, cited) = renumber_citations("Unclosed [1 and a [ bracket", 2);
-        assert_eq!(text, "Unclosed [1 and a [ bracket");
-        assert!(cited.is_empty());
-        let (text, cited) = renumber_citations("A [1-3]. B (Source 2). C [source 1, 2]. D (1).", 3);
-        assert_eq!(text, "A [1][2][3]. B [2]. C [1][2]. D (1).");
-        assert_eq!(cited, vec![0, 1, 2]);
-    }
 
     #[test]
     fn declines_are_recognised_and_replaced_by_the_canonical_reply() {

@@ -54,10 +54,9 @@ pub fn failure(answer_text: &str, evidence: &Evidence<'_>) -> Option<EscalationR
         Some(_) => return None,
         None => {}
     }
-    if answer::renumber_citations(text, evidence.shown.len())
-        .1
-        .is_empty()
-    {
+    let mut citations = super::release::Renumbering::new(evidence.shown.len());
+    citations.sentence(text);
+    if citations.is_empty() {
         return Some(EscalationReason::NoCitation);
     }
     if !grounding::ungrounded(text, evidence.shown).is_empty() {

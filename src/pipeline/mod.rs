@@ -1,15 +1,19 @@
 //! The assistant: `Assistant::handle` takes a question through every stage, top to bottom:
 //! input guard (length, rules, personal data, then the learned detector on the embedding) →
-//! classify → cache (exact, then semantic) → retrieve → route → generate (through the gateway;
-//! with a cascade, a failing cheap answer is asked again of the strong tier) → output guard
-//! (leaks, personal data, policy, grounding per cited source) → citations → cache put →
-//! answer. Each stage runs in its own tracing span and reports its latency in the answer.
+//! conversation (a follow-up becomes a standalone question) → classify → cache (exact, then
+//! semantic) → retrieve → route → generate (through the gateway, streamed when the caller
+//! streams; with a cascade, a failing cheap answer is asked again of the strong tier) → output
+//! guard sentence by sentence (leaks, personal data, policy, grounding per cited source,
+//! citations) → cache put → answer. Each stage runs in its own tracing span and reports its
+//! latency in the answer; a streamed answer's sentences go out as they pass the output guard.
 
 pub mod answer;
 pub mod cascade;
 pub mod citations;
 pub mod classify;
+pub mod conversation;
 pub mod grounding;
+pub mod release;
 pub mod retrieve;
 pub mod route;
 pub mod safety;
@@ -19,6 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -31,13 +36,15 @@ use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::models::embedder::cosine;
 use crate::prompts::{PromptError, Registry};
+use crate::providers::types::{ChatRequest, StreamOptions};
 use crate::safety::learned::InjectionHead;
 use crate::safety::{
     Canary, InputGuard, OutputGuard, Reason, Redaction, SafetyError, Shown, Verdict,
 };
-use crate::store::{AnswerRow, Database, SemanticEntry, now_ms};
+use crate::store::{AnswerRow, ConversationTurn, Database, SemanticEntry, now_ms};
 use answer::{AnswerError, Generation};
 use classify::{Classification, Classifier};
+use release::{Release, Step, Stop};
 use retrieve::Scope;
 use verify::ModelVerifier;
 
@@ -104,7 +111,24 @@ pub struct AskRequest {
     /// `"no-store"`: neither read nor write the response cache.
     #[serde(default)]
     pub cache: Option<CacheDirective>,
+    /// Server-sent events as the answer is written (the HTTP layer's choice; the pipeline
+    /// streams when it is handed somewhere to send them).
+    #[serde(default)]
+    pub stream: bool,
 }
+
+/// What a streamed answer sends as it goes; the finished `AskResponse` (or the error) comes
+/// last, from the caller.
+#[derive(Debug, Clone)]
+pub enum AskEvent {
+    /// Text that passed the output guard, to append to what was shown.
+    Delta(String),
+    /// Every source cited so far, numbered as the text cites them.
+    Sources(Vec<Source>),
+}
+
+/// Where a streamed answer's events go.
+pub type Events = tokio::sync::mpsc::UnboundedSender<AskEvent>;
 
 /// What an evaluation changes about how a question is answered: another version of the
 /// assistant's prompt than the live one, another model than the route's, or a fixed context
@@ -192,6 +216,8 @@ impl Filter {
 pub struct Source {
     /// The number the answer cites it by (`[n]`).
     pub n: usize,
+    /// The chunk's id: `GET /v1/sources/{id}` shows it in its document.
+    pub id: i64,
     pub title: String,
     pub path: String,
     pub collection: String,
@@ -224,6 +250,9 @@ pub struct StageLatency {
     pub output_guard: f64,
     pub grounding: f64,
     pub citations: f64,
+    /// Reading the conversation and rewriting a follow-up (embedding it included).
+    #[serde(default)]
+    pub conversation: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -250,6 +279,10 @@ pub struct AskResponse {
     /// For a semantic hit: the earlier question whose answer this is, and how similar it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_match: Option<CacheMatch>,
+    /// A follow-up in a conversation is answered as this standalone question; `None` when the
+    /// question stood alone.
+    #[serde(default)]
+    pub standalone_question: Option<String>,
     /// Set when a guard refused (`status` `filtered` or `output_filtered`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
@@ -286,6 +319,7 @@ impl AskResponse {
             prompt_version: prompt.id(),
             cache: CacheStatus::Miss,
             cache_match: None,
+            standalone_question: None,
             filter: None,
             usage: AskUsage::default(),
             cost_micro_usd: 0,
@@ -332,6 +366,8 @@ pub struct Assistant {
 /// embedding, the map back to the user's own values, and the stage clock.
 struct Turn {
     question: String,
+    /// Set when the question was a follow-up: the standalone question `question` now is.
+    standalone: Option<String>,
     vector: Vec<f32>,
     redaction: Redaction,
     stages: StageLatency,
@@ -346,12 +382,64 @@ impl Turn {
         self.clock = Instant::now();
     }
 
-    /// The answer as the user sees it: their redacted values put back.
+    /// The answer as the user sees it: their redacted values put back, and the standalone
+    /// question it answers.
     fn shown(&self, mut response: AskResponse) -> AskResponse {
         if !self.redaction.is_empty() {
             response.answer = self.redaction.restore(&response.answer);
         }
+        response.standalone_question = self.standalone.as_ref().map(|s| self.redaction.restore(s));
         response
+    }
+}
+
+/// Where a streamed answer's events go; `None` for an answer returned whole.
+struct Emitter<'a> {
+    events: Option<&'a Events>,
+    /// Whether any text went out: an answer given without a model call (a cache hit, a
+    /// refusal) is sent whole at the end.
+    sent: bool,
+}
+
+impl Emitter<'_> {
+    fn streaming(&self) -> bool {
+        self.events.is_some()
+    }
+
+    fn send(&mut self, event: AskEvent) {
+        if let Some(events) = self.events {
+            // A closed channel means the caller left; the server drops this work with it.
+            let _ = events.send(event);
+        }
+    }
+
+    /// Sends the released sentences, and the cited sources whenever a new one is cited.
+    fn steps(&mut self, steps: Vec<Step>, release: &Release, hits: &[Hit]) {
+        for step in steps {
+            if let Step::Released {
+                delta,
+                new_citation,
+            } = step
+            {
+                self.sent = true;
+                self.send(AskEvent::Delta(delta));
+                if new_citation {
+                    self.send(AskEvent::Sources(cite(hits, release.cited())));
+                }
+            }
+        }
+    }
+
+    /// The whole answer, if nothing of it was streamed.
+    fn rest(&mut self, response: &AskResponse) {
+        if self.sent || !self.streaming() {
+            return;
+        }
+        self.sent = true;
+        self.send(AskEvent::Delta(response.answer.clone()));
+        if !response.sources.is_empty() {
+            self.send(AskEvent::Sources(response.sources.clone()));
+        }
     }
 }
 
@@ -466,12 +554,44 @@ impl Assistant {
         overrides: &Overrides,
         ctx: &RequestContext,
     ) -> Result<AskResponse, AskError> {
+        let emitter = Emitter {
+            events: None,
+            sent: false,
+        };
+        self.run(request, overrides, emitter, ctx).await
+    }
+
+    /// `handle`, streamed: each sentence goes to `events` once the output guard passed it,
+    /// with the sources it cites; the finished answer is returned as `handle` returns it.
+    /// Dropping the future (the caller left) stops the model's stream, which is logged
+    /// `cancelled` and billed what it used.
+    pub async fn handle_streamed(
+        &self,
+        request: AskRequest,
+        ctx: &RequestContext,
+        events: Events,
+    ) -> Result<AskResponse, AskError> {
+        let emitter = Emitter {
+            events: Some(&events),
+            sent: false,
+        };
+        self.run(request, &Overrides::default(), emitter, ctx).await
+    }
+
+    async fn run(
+        &self,
+        request: AskRequest,
+        overrides: &Overrides,
+        mut emitter: Emitter<'_>,
+        ctx: &RequestContext,
+    ) -> Result<AskResponse, AskError> {
         let asked = Asked {
             question: request.question.clone(),
             session_id: request.session_id.clone(),
             user: request.user.clone(),
         };
-        let (response, vector) = self.answer(request, overrides, ctx).await?;
+        let (response, vector) = self.answer(request, overrides, &mut emitter, ctx).await?;
+        emitter.rest(&response);
         self.record_answer(&asked, &response, &vector, ctx).await;
         Ok(response)
     }
@@ -524,6 +644,7 @@ impl Assistant {
         &self,
         request: AskRequest,
         overrides: &Overrides,
+        emitter: &mut Emitter<'_>,
         ctx: &RequestContext,
     ) -> Result<(AskResponse, Vec<f32>), AskError> {
         let prompt = match &overrides.prompt_version {
@@ -549,6 +670,7 @@ impl Assistant {
             redactions: turn.redaction.len() as u64,
             ..ctx.clone()
         };
+        self.follow_up(&request, &mut turn, ctx).await?;
 
         let classification = {
             let _span = tracing::debug_span!("classify").entered();
@@ -605,19 +727,50 @@ impl Assistant {
 
         let shown = shown_passages(&hits);
         let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
-        let text = self
-            .generate(
-                model,
-                prompt,
-                &classification,
-                &hits,
-                &shown,
-                &mut turn,
-                &mut response,
-                ctx,
-            )
-            .await?;
-        self.guard_output(&text, &hits, &shown, prompt, &mut turn, &mut response, ctx);
+        let (redaction, original_question) = (
+            turn.redaction.clone(),
+            turn.redaction.restore(&turn.question),
+        );
+        let checked = Shown {
+            system: &prompt.system,
+            canary: self.canary.as_ref(),
+            question: &original_question,
+            sources: &shown,
+        };
+        let mut release = Release::new(&self.output_guard, checked, &redaction);
+        let generation = Generation {
+            registry: &self.prompts,
+            prompt,
+            model,
+            question: &turn.question,
+            category: classification.category.as_str(),
+            department: classification.department.as_deref(),
+            hits: &hits,
+            canary: self.canary.as_ref(),
+        };
+        if emitter.streaming() && !self.cascades_from(model) {
+            let request = answer::request(generation)?;
+            self.stream_answer(request, &hits, &mut release, emitter, &mut response, ctx)
+                .instrument(tracing::debug_span!("generate", model, stream = true))
+                .await?;
+        } else {
+            let text = self
+                .generate(generation, &shown, &mut response, ctx)
+                .await?;
+            let mut steps = release.push(&text);
+            steps.extend(release.finish());
+            emitter.steps(steps, &release, &hits);
+        }
+        turn.lap(|s| &mut s.generate);
+        self.settle(&release, &hits, &mut turn, &mut response, ctx);
+        let checks = release.time;
+        let [guard, grounding, citations] =
+            [checks.output_guard, checks.grounding, checks.citations]
+                .map(|d| d.as_secs_f64() * 1000.0);
+        turn.stages.output_guard = guard;
+        turn.stages.grounding = grounding;
+        turn.stages.citations = citations;
+        turn.stages.generate = (turn.stages.generate - guard - grounding - citations).max(0.0);
 
         let response = finish(response, turn.stages, ctx);
         if let Some(slot) = slot {
@@ -656,6 +809,11 @@ impl Assistant {
             saved_micro_usd: response.saved_micro_usd,
             latency_ms: response.latency_ms,
             rephrased: false,
+            standalone: response
+                .standalone_question
+                .as_deref()
+                .map(|s| self.input_guard.redacted(s)),
+            stage_latency_json: serde_json::to_string(&response.stage_latency_ms).ok(),
             escalated: self
                 .config
                 .escalation_phrases
@@ -727,6 +885,7 @@ impl Assistant {
     ) -> Result<Result<Turn, (Verdict, StageLatency)>, AskError> {
         let mut turn = Turn {
             question: String::new(),
+            standalone: None,
             vector: Vec::new(),
             redaction: Redaction::new(),
             stages: StageLatency::default(),
@@ -830,11 +989,18 @@ impl Assistant {
             return Ok(None);
         }
         let generation = self.db.kb_generation().await.map_err(SearchError::from)?;
+        // A follow-up's answer is its conversation's: another conversation's "and for
+        // part-timers?" is about something else.
+        let conversation = match (&turn.standalone, &request.session_id) {
+            (Some(_), Some(session)) => session.as_str(),
+            _ => "",
+        };
         let scope = cache::ask_key(&[
             &prompt.id(),
             &generation.to_string(),
             request.collection.as_deref().unwrap_or(""),
             &self.fingerprint,
+            conversation,
         ]);
         let question = turn.question.split_whitespace().collect::<Vec<_>>();
         let key = cache::ask_key(&[&scope, &question.join(" ").to_lowercase()]);
@@ -889,35 +1055,28 @@ impl Assistant {
         Ok(retrieved)
     }
 
+    /// Whether a cascade checks this model's answers (and so needs each whole).
+    fn cascades_from(&self, model: &str) -> bool {
+        self.config
+            .cascade
+            .as_ref()
+            .is_some_and(|c| c.from == model)
+    }
+
     /// One completion through the gateway (and, with a cascade, a second from the strong tier
     /// when the cheap one's answer fails validation); the model, cost and usage go on the
     /// response. Returns the answer's text.
-    #[allow(clippy::too_many_arguments)]
     async fn generate(
         &self,
-        model: &str,
-        prompt: &crate::prompts::Prompt,
-        classification: &Classification,
-        hits: &[Hit],
+        generation: Generation<'_>,
         shown: &[&str],
-        turn: &mut Turn,
         response: &mut AskResponse,
         ctx: &RequestContext,
     ) -> Result<String, AskError> {
-        let generation = |model| Generation {
-            registry: &self.prompts,
-            prompt,
-            model,
-            question: &turn.question,
-            category: classification.category.as_str(),
-            department: classification.department.as_deref(),
-            hits,
-            canary: self.canary.as_ref(),
-        };
-        let mut completion = answer::generate(&self.gateway, generation(model), ctx)
+        let mut model = generation.model;
+        let mut completion = answer::generate(&self.gateway, generation.with_model(model), ctx)
             .instrument(tracing::debug_span!("generate", model))
             .await?;
-        let mut model = model;
         let mut cost_micro_usd = completion.cost_micro_usd;
         let mut usage = completion.response.usage.unwrap_or_default();
         if let Some(cascade) = self.config.cascade.as_ref().filter(|c| c.from == model) {
@@ -929,9 +1088,13 @@ impl Assistant {
             if let Some(reason) = cascade::failure(&completion.response.text(), &evidence) {
                 tracing::info!(from = model, to = %cascade.to, reason = reason.as_str(), "cascade: escalating");
                 let escalated = ctx.child("escalate", ctx.endpoint);
-                completion = answer::generate(&self.gateway, generation(&cascade.to), &escalated)
-                    .instrument(tracing::debug_span!("generate", model = cascade.to))
-                    .await?;
+                completion = answer::generate(
+                    &self.gateway,
+                    generation.with_model(&cascade.to),
+                    &escalated,
+                )
+                .instrument(tracing::debug_span!("generate", model = cascade.to))
+                .await?;
                 let second = completion.response.usage.unwrap_or_default();
                 usage.prompt_tokens += second.prompt_tokens;
                 usage.completion_tokens += second.completion_tokens;
@@ -944,103 +1107,177 @@ impl Assistant {
                 model = &cascade.to;
             }
         }
-        turn.lap(|s| &mut s.generate);
-        response.model = Some(model.to_owned());
-        response.deployment = Some(completion.deployment.clone());
-        response.usage = AskUsage {
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            total_tokens: usage.total_tokens,
-        };
-        response.cost_micro_usd = cost_micro_usd;
-        response.cost_usd = cost_micro_usd as f64 / 1e6;
+        bill(
+            response,
+            model,
+            &completion.deployment,
+            &usage,
+            cost_micro_usd,
+        );
         Ok(completion.response.text().trim().to_owned())
     }
 
-    /// The output guard: a leak, personal data from nowhere or a banned pattern becomes
-    /// `output_filtered` (checked first: a reply that leaks the prompt also quotes its
-    /// refusal); a decline becomes the canonical reply; an answer whose figures or names its
-    /// cited sources do not support becomes `no_answer`; else the answer is cited.
-    #[allow(clippy::too_many_arguments)]
-    fn guard_output(
+    /// The answer streamed from the gateway, each sentence released (and sent) as the output
+    /// guard passes it. The first sentence that fails stops the stream: the rest would not
+    /// be shown, and the gateway logs the call `cancelled` with what it used.
+    async fn stream_answer(
         &self,
-        text: &str,
+        mut request: ChatRequest,
         hits: &[Hit],
-        shown: &[&str],
-        prompt: &crate::prompts::Prompt,
+        release: &mut Release<'_>,
+        emitter: &mut Emitter<'_>,
+        response: &mut AskResponse,
+        ctx: &RequestContext,
+    ) -> Result<(), AskError> {
+        let model = request.model.clone();
+        request.stream = Some(true);
+        request.stream_options = Some(StreamOptions {
+            include_usage: true,
+        });
+        let mut stream = self.gateway.stream(request, ctx).await?;
+        let mut usage = None;
+        while release.stopped().is_none() {
+            let Some(chunk) = stream.next().await else {
+                let steps = release.finish();
+                emitter.steps(steps, release, hits);
+                break;
+            };
+            let chunk = chunk?;
+            usage = chunk.usage.or(usage);
+            for text in chunk
+                .choices
+                .iter()
+                .filter_map(|c| c.delta.content.as_deref())
+            {
+                let steps = release.push(text);
+                emitter.steps(steps, release, hits);
+            }
+        }
+        let usage = usage.unwrap_or_else(|| stream.usage_so_far());
+        let cost = stream.cost_micro_usd(&usage);
+        bill(response, &model, stream.deployment(), &usage, cost);
+        Ok(())
+    }
+
+    /// The answer after the output guard: the released text with its cited sources, or the
+    /// reply that replaces it (and the guard's log row) when a sentence stopped it.
+    fn settle(
+        &self,
+        release: &Release,
+        hits: &[Hit],
         turn: &mut Turn,
         response: &mut AskResponse,
         ctx: &RequestContext,
     ) {
-        let _span = tracing::debug_span!("output_guard").entered();
-        if text.is_empty() {
-            return;
+        let row_ctx = ctx.child("guard", ctx.endpoint);
+        match release.stopped() {
+            Some(Stop::Filtered(verdict)) => {
+                tracing::warn!(
+                    stage = "output",
+                    reason = verdict.reason.as_str(),
+                    detail = verdict.detail,
+                    answer = release.text(),
+                    "output guard: filtered"
+                );
+                response.status = Status::OutputFiltered;
+                response.answer = verdict.reason.reply().to_owned();
+                let snapshot = finish(response.clone(), turn.stages, ctx);
+                self.record_guard(GuardStage::Output, verdict, &snapshot, ctx, &row_ctx);
+                response.filter = Some(Filter::new(GuardStage::Output, verdict.clone()));
+            }
+            Some(Stop::Declined(reply)) => response.answer = (*reply).to_owned(),
+            Some(Stop::Ungrounded(ungrounded)) => {
+                tracing::warn!(
+                    ?ungrounded,
+                    answer = release.text(),
+                    "answer states figures or names its cited sources do not hold; answered no_answer"
+                );
+                let verdict = Verdict {
+                    reason: Reason::Ungrounded,
+                    score: 1.0,
+                    detail: format!("not in the cited sources: {}", ungrounded.join(", ")),
+                };
+                let snapshot = finish(response.clone(), turn.stages, ctx);
+                self.record_guard(GuardStage::Output, &verdict, &snapshot, ctx, &row_ctx);
+                response.ungrounded.clone_from(ungrounded);
+            }
+            None if release.released().is_empty() => {}
+            None => {
+                response.sources = cite(hits, release.cited());
+                response.answer = release.released().to_owned();
+                response.status = Status::Success;
+            }
         }
-        let original_question = turn.redaction.restore(&turn.question);
-        let checked = Shown {
-            system: &prompt.system,
-            canary: self.canary.as_ref(),
-            question: &original_question,
-            sources: shown,
+    }
+
+    /// A follow-up in a conversation becomes the standalone question it stands for (by the
+    /// rewrite model, else by rule), embedded afresh; a question that stands alone, or the
+    /// first of its conversation, is left as it is.
+    async fn follow_up(
+        &self,
+        request: &AskRequest,
+        turn: &mut Turn,
+        ctx: &RequestContext,
+    ) -> Result<(), AskError> {
+        let Some(session) = &request.session_id else {
+            return Ok(());
         };
-        if let Some(verdict) = self
-            .output_guard
-            .check(&turn.redaction.restore(text), &checked)
+        if !conversation::is_follow_up(&turn.question) {
+            return Ok(());
+        }
+        let since = now_ms() - (self.config.conversation_window_secs * 1000) as i64;
+        let history = match self
+            .db
+            .conversation(session, since, self.config.conversation_turns)
+            .await
         {
-            tracing::warn!(
-                stage = "output",
-                reason = verdict.reason.as_str(),
-                detail = verdict.detail,
-                answer = text,
-                "output guard: filtered"
-            );
-            response.status = Status::OutputFiltered;
-            response.answer = verdict.reason.reply().to_owned();
-            turn.lap(|s| &mut s.output_guard);
-            let snapshot = finish(response.clone(), turn.stages, ctx);
-            self.record_guard(
-                GuardStage::Output,
-                &verdict,
-                &snapshot,
-                ctx,
-                &ctx.child("guard", ctx.endpoint),
-            );
-            response.filter = Some(Filter::new(GuardStage::Output, verdict));
-            return;
+            Ok(history) => history,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the conversation; answering the question alone");
+                return Ok(());
+            }
+        };
+        let Some(previous) = history.first() else {
+            return Ok(());
+        };
+        let mut standalone = None;
+        if !self.config.rewrite_model.is_empty() {
+            let earlier: Vec<&str> = history
+                .iter()
+                .rev()
+                .map(ConversationTurn::standalone_question)
+                .collect();
+            let rewritten = conversation::rewrite_by_model(
+                &self.gateway,
+                &self.config.rewrite_model,
+                &earlier,
+                &turn.question,
+                &ctx.child("rewrite", ctx.endpoint),
+            )
+            .instrument(tracing::debug_span!("rewrite"))
+            .await;
+            match rewritten {
+                Ok(rewritten) => standalone = rewritten,
+                Err(e) => tracing::warn!(error = %e, "follow-up rewrite failed; rewriting by rule"),
+            }
         }
-        turn.lap(|s| &mut s.output_guard);
-        if let Some(reply) = answer::decline(text) {
-            response.answer = reply.to_owned();
-            return;
-        }
-        let grounded = grounding::check(text, shown, &prompt.system);
-        turn.lap(|s| &mut s.grounding);
-        if !grounded.ungrounded.is_empty() {
-            tracing::warn!(
-                ungrounded = ?grounded.ungrounded,
-                answer = text,
-                "answer states figures or names its cited sources do not hold; answered no_answer"
-            );
-            let verdict = Verdict {
-                reason: Reason::Ungrounded,
-                score: 1.0,
-                detail: format!(
-                    "not in the cited sources: {}",
-                    grounded.ungrounded.join(", ")
-                ),
-            };
-            let snapshot = finish(response.clone(), turn.stages, ctx);
-            let row_ctx = ctx.child("guard", ctx.endpoint);
-            self.record_guard(GuardStage::Output, &verdict, &snapshot, ctx, &row_ctx);
-            response.ungrounded = grounded.ungrounded;
-            return;
-        }
-        let _span = tracing::debug_span!("citations").entered();
-        let (answer, cited) = answer::renumber_citations(&grounded.answer, hits.len());
-        response.sources = cite(hits, &cited);
-        response.answer = answer;
-        response.status = Status::Success;
-        turn.lap(|s| &mut s.citations);
+        let standalone = standalone.unwrap_or_else(|| {
+            conversation::rewrite_by_rule(&turn.question, previous.standalone_question())
+        });
+        tracing::debug!(question = turn.question, standalone, "follow-up rewritten");
+        turn.vector = self
+            .embedder
+            .embed(
+                vec![standalone.clone()],
+                &ctx.child("embed-standalone", ctx.endpoint),
+            )
+            .await?
+            .pop()
+            .unwrap_or_default();
+        turn.question.clone_from(&standalone);
+        turn.standalone = Some(standalone);
+        turn.lap(|s| &mut s.conversation);
+        Ok(())
     }
 
     /// Stores a finished answer: exactly, and (a success only) for similar questions.
@@ -1179,6 +1416,7 @@ fn shown_passages(hits: &[Hit]) -> Vec<String> {
 fn cite(hits: &[Hit], cited: &[usize]) -> Vec<Source> {
     let source = |n: usize, hit: &Hit, cited: bool| Source {
         n,
+        id: hit.chunk.id,
         title: hit.chunk.title.clone(),
         path: hit.chunk.document_path.clone(),
         collection: hit.chunk.collection.clone(),
@@ -1208,6 +1446,25 @@ fn snippet(text: &str) -> String {
         None => text.to_owned(),
         Some((end, _)) => format!("{}…", text[..end].trim_end()),
     }
+}
+
+/// Puts what answering cost on the response.
+fn bill(
+    response: &mut AskResponse,
+    model: &str,
+    deployment: &str,
+    usage: &crate::providers::types::Usage,
+    cost_micro_usd: u64,
+) {
+    response.model = Some(model.to_owned());
+    response.deployment = Some(deployment.to_owned());
+    response.usage = AskUsage {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        total_tokens: usage.total_tokens,
+    };
+    response.cost_micro_usd = cost_micro_usd;
+    response.cost_usd = cost_micro_usd as f64 / 1e6;
 }
 
 /// Stamps the stage and total latencies on a response that is ready.

@@ -1,5 +1,5 @@
 //! Operators' endpoints: deployment health (`GET /admin/providers`), production figures
-//! (`GET /admin/stats`) and Prometheus metrics.
+//! (`GET /admin/stats`, and the dashboard's `GET /admin/dashboard`) and Prometheus metrics.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -33,6 +33,38 @@ pub async fn stats(State(state): State<AppState>, Query(query): Query<StatsQuery
     let db = state.gateway.request_log().database();
     match crate::eval::stats::report(db, crate::eval::stats::since(window), by).await {
         Ok(report) => Json(report).into_response(),
+        Err(e) => ApiError::from(&e).into_response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardQuery {
+    /// `7d`, `24h`, … (default 7d).
+    since: Option<String>,
+}
+
+/// `GET /admin/dashboard`: what `askacme stats --dashboard` prints, with the deployments'
+/// health as this server sees it.
+pub async fn dashboard(
+    State(state): State<AppState>,
+    Query(query): Query<DashboardQuery>,
+) -> Response {
+    let window = match crate::config::parse_duration_ms(query.since.as_deref().unwrap_or("7d")) {
+        Ok(window) => window,
+        Err(message) => {
+            return ApiError::new(400, "invalid_request_error", "invalid_query", message)
+                .into_response();
+        }
+    };
+    let db = state.gateway.request_log().database();
+    let since = crate::eval::stats::since(window);
+    match crate::eval::stats::dashboard(db, since).await {
+        Ok(dashboard) => {
+            let mut body = json!(dashboard);
+            body["deployments"] = json!(state.gateway.deployment_status());
+            Json(body).into_response()
+        }
         Err(e) => ApiError::from(&e).into_response(),
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, ratelimit_headers};
+use crate::gateway::Caller;
 use crate::gateway::limits::{Decision, LimitKind};
 
 /// `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic clients).
@@ -23,15 +24,40 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key")?.to_str().ok().map(str::trim)
 }
 
+/// The person the SSO proxy signed in, from `auth.user_header`, when it is configured and
+/// present.
+pub fn trusted_user<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<&'h str> {
+    let name = &state.config.auth.user_header;
+    if name.is_empty() {
+        return None;
+    }
+    let user = headers.get(name.as_str())?.to_str().ok()?.trim();
+    (!user.is_empty() && user.len() <= MAX_USER_CHARS).then_some(user)
+}
+
+/// The longest user name a trusted header may carry.
+const MAX_USER_CHARS: usize = 256;
+
+/// The web chat's routes, which a person signed in by the SSO proxy may use without a key.
+fn chat_route(path: &str) -> bool {
+    path == "/v1/ask" || path == "/v1/feedback" || path.starts_with("/v1/sources/")
+}
+
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let access = state.gateway.access();
-    let caller = match access.authenticate(presented_key(request.headers())).await {
-        Ok(caller) => caller,
-        Err(e) => return e.into_response(),
+    let person = chat_route(request.uri().path())
+        .then(|| trusted_user(&state, request.headers()))
+        .flatten();
+    let caller = match person {
+        Some(user) => Caller::Person(user.into()),
+        None => match access.authenticate(presented_key(request.headers())).await {
+            Ok(caller) => caller,
+            Err(e) => return e.into_response(),
+        },
     };
     if request.uri().path().starts_with("/admin") && access.enabled() && !caller.is_master() {
         return ApiError::new(

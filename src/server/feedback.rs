@@ -43,6 +43,7 @@ pub async fn feedback(
             Caller::Open => None,
             Caller::Master => Some("master".into()),
             Caller::Key(key) => Some(key.name.clone()),
+            Caller::Person(name) => Some(name.to_string()),
         },
     };
     let request_id = rating.request_id.clone();

@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod feedback;
 mod openai;
+mod ui;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +77,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::list_models))
         .route("/v1/ask", post(ask::ask))
+        .route("/v1/sources/{id}", get(ask::source))
         .route("/v1/feedback", post(feedback::feedback))
         .route("/admin/providers", get(admin::providers))
         .route_layer(middleware::from_fn_with_state(
@@ -84,6 +86,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ));
     let admin = Router::new()
         .route("/admin/stats", get(admin::stats))
+        .route("/admin/dashboard", get(admin::dashboard))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::master_only,
@@ -103,6 +106,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(keyed)
         .merge(admin)
         .merge(metrics)
+        .route("/", get(ui::chat))
+        .route("/admin", get(ui::dashboard))
+        .route("/assets/{name}", get(ui::asset))
+        .route("/ui/config", get(ui::config))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async {
@@ -370,13 +377,20 @@ pub async fn serve(
         let state = state.clone();
         supervise("scheduled suites", move || run_schedules(state.clone()))
     });
+    let retention = state.config.assistant.conversation_retention_days;
+    let forgetting = (retention > 0).then(|| {
+        let db = log.database().clone();
+        supervise("answer retention", move || {
+            forget_old_answers(db.clone(), retention)
+        })
+    });
     let app = router(state, max_body_bytes);
     axum::serve(without_nagle(listener), app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     follower.abort();
-    if let Some(scheduled) = scheduled {
-        scheduled.abort();
+    for task in [scheduled, forgetting].into_iter().flatten() {
+        task.abort();
     }
     log.flush().await;
     cache.flush().await;
@@ -407,6 +421,23 @@ async fn run_schedules(state: AppState) {
         if let Err(e) = state.scheduler.run_due(&db, &backend, &judge).await {
             tracing::warn!(error = %e, "scheduled suites");
         }
+    }
+}
+
+/// How often answers past `assistant.conversation_retention_days` are deleted.
+const RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+
+/// Deletes the answers (and so the conversations) older than the retention, at start and
+/// then hourly.
+async fn forget_old_answers(db: crate::store::Database, days: u64) {
+    loop {
+        let before = crate::store::now_ms() - (days * 86_400_000) as i64;
+        match db.forget_answers_before(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(answers = n, days, "answers past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete answers past their retention"),
+        }
+        tokio::time::sleep(RETENTION_SWEEP).await;
     }
 }
 

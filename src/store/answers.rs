@@ -30,6 +30,49 @@ pub struct AnswerRow {
     pub escalated: bool,
     /// A later question asked the same again (read only; `mark_rephrased` sets it).
     pub rephrased: bool,
+    /// The standalone question a follow-up was rewritten into and answered as.
+    pub standalone: Option<String>,
+    /// Milliseconds per pipeline stage, as a JSON object.
+    pub stage_latency_json: Option<String>,
+}
+
+/// One rating, with the question it rates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FeedbackItem {
+    pub request_id: String,
+    /// `up` or `down`.
+    pub rating: String,
+    pub comment: Option<String>,
+    pub escalated: bool,
+    pub question: String,
+    pub created_at_ms: i64,
+}
+
+/// Gateway calls of one day and model.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DailyRequests {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub model: String,
+    pub requests: u64,
+    pub cost_micro_usd: u64,
+}
+
+/// One earlier turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationTurn {
+    /// As asked (redacted).
+    pub question: String,
+    /// What it was answered as, when it was a follow-up.
+    pub standalone: Option<String>,
+    pub status: String,
+}
+
+impl ConversationTurn {
+    /// The question as it stands alone: the rewrite of a follow-up, else the question.
+    pub fn standalone_question(&self) -> &str {
+        self.standalone.as_deref().unwrap_or(&self.question)
+    }
 }
 
 /// One rater's rating of one sampled item.
@@ -96,8 +139,9 @@ impl Database {
         sqlx::query(
             "INSERT OR REPLACE INTO answers (request_id, created_at_ms, endpoint, key_id, \
              session_id, user, question, answer, status, category, prompt_version, model, \
-             cache, cost_micro_usd, saved_micro_usd, latency_ms, escalated) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             cache, cost_micro_usd, saved_micro_usd, latency_ms, escalated, standalone, \
+             stage_latency_json) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&row.request_id)
         .bind(row.created_at_ms)
@@ -116,9 +160,59 @@ impl Database {
         .bind(to_i64(row.saved_micro_usd))
         .bind(row.latency_ms)
         .bind(row.escalated)
+        .bind(&row.standalone)
+        .bind(&row.stage_latency_json)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The latest `limit` turns of a conversation since `since_ms`, newest first.
+    pub async fn conversation(
+        &self,
+        session_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ConversationTurn>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT question, standalone, status FROM answers \
+             WHERE session_id = ? AND created_at_ms >= ? \
+             ORDER BY created_at_ms DESC, request_id DESC LIMIT ?",
+        )
+        .bind(session_id)
+        .bind(since_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConversationTurn {
+                    question: r.try_get(0)?,
+                    standalone: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes the answers (questions, answers and the conversations they make) recorded
+    /// before `before_ms`, with their feedback; returns how many answers went.
+    pub async fn forget_answers_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM feedback WHERE request_id IN \
+             (SELECT request_id FROM answers WHERE created_at_ms < ?)",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM answers WHERE created_at_ms < ?")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// The answer given just before `request_id` in its conversation (or, without one, to
@@ -228,22 +322,92 @@ impl Database {
     }
 
     /// The questions most often answered `no_answer` since `since_ms`: knowledge gaps.
-    pub async fn top_unanswered(
+    /// The questions asked most often since `since_ms` (with `status` only, when given),
+    /// folded by case and surrounding space: `(question, times)`.
+    pub async fn top_questions(
         &self,
         since_ms: i64,
+        status: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT MIN(question) AS question, COUNT(*) AS n FROM answers \
-             WHERE status = 'no_answer' AND created_at_ms >= ? AND endpoint NOT LIKE 'eval/%' \
-             GROUP BY lower(trim(question)) ORDER BY n DESC, question LIMIT ?",
+             WHERE (?1 IS NULL OR status = ?1) AND created_at_ms >= ?2 \
+             AND endpoint NOT LIKE 'eval/%' \
+             GROUP BY lower(trim(question)) ORDER BY n DESC, question LIMIT ?3",
         )
+        .bind(status)
         .bind(since_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("question")?, get_u64(r, "n")?)))
+            .collect()
+    }
+
+    /// Every production answer's per-stage latencies since `since_ms` (JSON objects).
+    pub async fn stage_latencies(&self, since_ms: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stage_latency_json FROM answers WHERE created_at_ms >= ? \
+             AND endpoint NOT LIKE 'eval/%' AND stage_latency_json IS NOT NULL",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// The latest feedback since `since_ms`, newest first, with the question it rates.
+    pub async fn recent_feedback(
+        &self,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedbackItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.request_id, f.rating, f.comment, f.created_at_ms, f.escalated, \
+             COALESCE(a.question, '') AS question FROM feedback f \
+             LEFT JOIN answers a ON a.request_id = f.request_id \
+             WHERE f.created_at_ms >= ? ORDER BY f.created_at_ms DESC, f.rowid DESC LIMIT ?",
+        )
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FeedbackItem {
+                    request_id: r.try_get("request_id")?,
+                    rating: r.try_get("rating")?,
+                    comment: r.try_get("comment")?,
+                    escalated: r.try_get("escalated")?,
+                    question: r.try_get("question")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Gateway calls (every model request, the assistant's included) and their cost per UTC
+    /// day and requested model since `since_ms`.
+    pub async fn requests_by_day(&self, since_ms: i64) -> Result<Vec<DailyRequests>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch') AS day, \
+             requested_model AS model, COUNT(*) AS n, SUM(cost_micro_usd) AS cost \
+             FROM requests WHERE created_at_ms >= ? GROUP BY day, model ORDER BY day, model",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyRequests {
+                    day: r.try_get("day")?,
+                    model: r.try_get("model")?,
+                    requests: get_u64(r, "n")?,
+                    cost_micro_usd: get_u64(r, "cost")?,
+                })
+            })
             .collect()
     }
 
@@ -389,5 +553,7 @@ fn answer_row(row: &sqlx::sqlite::SqliteRow) -> Result<AnswerRow, StoreError> {
         latency_ms: row.try_get("latency_ms")?,
         escalated: row.try_get("escalated")?,
         rephrased: row.try_get::<Option<i64>, _>("rephrased_at_ms")?.is_some(),
+        standalone: row.try_get("standalone")?,
+        stage_latency_json: row.try_get("stage_latency_json")?,
     })
 }

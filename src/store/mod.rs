@@ -6,7 +6,9 @@ mod cache;
 mod eval;
 mod keys;
 
-pub use answers::{AnswerGroup, AnswerRow, Grouping, HumanRating};
+pub use answers::{
+    AnswerGroup, AnswerRow, ConversationTurn, DailyRequests, FeedbackItem, Grouping, HumanRating,
+};
 pub use cache::{
     CacheOutcome, CacheRow, Feedback, GuardStats, HitFilter, SemanticEntry, SemanticHit,
     SemanticStats,
@@ -41,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (9, include_str!("../../migrations/0009_guards.sql")),
     (10, include_str!("../../migrations/0010_evaluation.sql")),
+    (11, include_str!("../../migrations/0011_conversations.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -345,6 +348,26 @@ pub struct StoredChunk {
     pub chunk: ChunkRecord,
 }
 
+fn stored_chunk(r: &sqlx::sqlite::SqliteRow) -> Result<StoredChunk, StoreError> {
+    let offset = |name: &str| -> Result<usize, StoreError> {
+        Ok(usize::try_from(get_u64(r, name)?).unwrap_or(usize::MAX))
+    };
+    Ok(StoredChunk {
+        id: r.try_get("id")?,
+        document_path: r.try_get("path")?,
+        collection: r.try_get("collection")?,
+        title: r.try_get("title")?,
+        chunk: ChunkRecord {
+            ordinal: get_int(r, "ordinal")?,
+            heading_path: r.try_get("heading_path")?,
+            text: r.try_get("text")?,
+            span: offset("span_start")?..offset("span_end")?,
+            embedding: decode_vector(r.try_get::<Option<Vec<u8>>, _>("embedding")?.as_deref())?,
+            flagged: r.try_get("flagged")?,
+        },
+    })
+}
+
 impl Database {
     /// `path → content_sha256` of the documents ingested from `root`.
     pub async fn document_hashes(
@@ -429,29 +452,22 @@ impl Database {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let offset = |name: &str| -> Result<usize, StoreError> {
-                    Ok(usize::try_from(get_u64(r, name)?).unwrap_or(usize::MAX))
-                };
-                Ok(StoredChunk {
-                    id: r.try_get("id")?,
-                    document_path: r.try_get("path")?,
-                    collection: r.try_get("collection")?,
-                    title: r.try_get("title")?,
-                    chunk: ChunkRecord {
-                        ordinal: get_int(r, "ordinal")?,
-                        heading_path: r.try_get("heading_path")?,
-                        text: r.try_get("text")?,
-                        span: offset("span_start")?..offset("span_end")?,
-                        embedding: decode_vector(
-                            r.try_get::<Option<Vec<u8>>, _>("embedding")?.as_deref(),
-                        )?,
-                        flagged: r.try_get("flagged")?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(stored_chunk).collect()
+    }
+
+    /// The chunks (without embeddings) of the document that holds chunk `id`, in the order of
+    /// their spans; empty when there is no such chunk.
+    pub async fn document_chunks(&self, id: i64) -> Result<Vec<StoredChunk>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, d.path, d.collection, d.title, c.ordinal, c.heading_path, c.text, c.span_start, c.span_end, NULL AS embedding, c.flagged \
+             FROM chunks c JOIN documents d ON d.id = c.document_id \
+             WHERE c.document_id = (SELECT document_id FROM chunks WHERE id = ?) \
+             ORDER BY c.span_start, c.ordinal",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_chunk).collect()
     }
 
     /// Replaces stored chunk embeddings, all in one transaction.

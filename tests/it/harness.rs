@@ -416,6 +416,25 @@ async fn openai_chat(
                 .unwrap();
         }
     }
+    // `slow-sentences`: a short sentence every 100 ms for 10 s, never finishing, for callers
+    // that hang up mid-answer.
+    if model == "slow-sentences" && stream {
+        let chunks = futures::stream::iter(0..100).then(move |i| {
+            let model = model.clone();
+            async move {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+                               "choices": [{"index": 0, "delta": {"content": "Leave is paid. "}, "finish_reason": null}]});
+                Ok::<_, std::convert::Infallible>(format!("data: {c}\n\n"))
+            }
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(chunks))
+            .unwrap();
+    }
     // `echo-system` / `echo-user` answer with the request's system / last user message, as a
     // model made to repeat its instructions would.
     let echoed = model.strip_prefix("echo-").map(|role| {
@@ -428,12 +447,32 @@ async fn openai_chat(
             .unwrap_or_default()
             .to_owned()
     });
-    let words: Vec<String> = match &echoed {
-        Some(text) => text.split_inclusive(' ').map(str::to_owned).collect(),
-        None => ["Parental ", "leave ", "is ", "16 ", "weeks."]
-            .map(str::to_owned)
-            .to_vec(),
+    // `cited` answers like a good assistant: the handbook's figure, with a citation;
+    // `source-cited` the same, citing in the `[Source 1]` form.
+    let content = match model.as_str() {
+        "cited" => "Employees get 20 weeks of parental leave at full pay [1].".to_owned(),
+        "source-cited" => {
+            "Employees get 20 weeks of parental leave at full pay [Source 1].".to_owned()
+        }
+        // Confirms the figure a question asserts, as a model talked into it would.
+        "confirms-52" => "Yes, parental leave is 52 weeks at full pay [1].".to_owned(),
+        // A grounded sentence, then one whose figure no source holds.
+        "then-ungrounded" => "Employees get 20 weeks of parental leave at full pay [1]. \
+             Part-timers get 75 weeks of it [1]."
+            .to_owned(),
+        // A follow-up rewritten, as a rewrite model would.
+        "rewriter" => "How long is parental leave for the secondary caregiver?".to_owned(),
+        // A judge's verdict, as the rubric asks for it.
+        "judge-5" => r#"{"correctness": 5, "completeness": 4, "conciseness": 5, "reason": "agrees with the reference"}"#.to_owned(),
+        // A pairwise judge that always prefers whichever answer it is shown first.
+        "prefers-a" => r#"{"winner": "A", "reason": "the first one"}"#.to_owned(),
+        _ => match &echoed {
+            Some(text) => text.clone(),
+            None => "Parental leave is 16 weeks.".to_owned(),
+        },
     };
+    // Streams send the same text a word at a time.
+    let words: Vec<String> = content.split_inclusive(' ').map(str::to_owned).collect();
     if stream {
         let mut events: Vec<String> = words
             .iter()
@@ -453,21 +492,6 @@ async fn openai_chat(
         events.push("data: [DONE]\n\n".into());
         return sse_body(events);
     }
-    // `cited` answers like a good assistant: the handbook's figure, with a citation;
-    // `source-cited` the same, citing in the `[Source 1]` form.
-    let content = match model.as_str() {
-        "cited" => "Employees get 20 weeks of parental leave at full pay [1].".to_owned(),
-        "source-cited" => {
-            "Employees get 20 weeks of parental leave at full pay [Source 1].".to_owned()
-        }
-        // Confirms the figure a question asserts, as a model talked into it would.
-        "confirms-52" => "Yes, parental leave is 52 weeks at full pay [1].".to_owned(),
-        // A judge's verdict, as the rubric asks for it.
-        "judge-5" => r#"{"correctness": 5, "completeness": 4, "conciseness": 5, "reason": "agrees with the reference"}"#.to_owned(),
-        // A pairwise judge that always prefers whichever answer it is shown first.
-        "prefers-a" => r#"{"winner": "A", "reason": "the first one"}"#.to_owned(),
-        _ => words.concat(),
-    };
     let mut r = base;
     r["object"] = json!("chat.completion");
     r["choices"] = json!([{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]);

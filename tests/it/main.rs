@@ -7,6 +7,7 @@
 mod access;
 mod assistant;
 mod cache;
+mod chat;
 mod eval;
 mod harness;
 mod local_models;
