@@ -17,3 +17,4 @@ pub mod safety;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod telemetry;

@@ -405,20 +405,44 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,askacme=info,llama-cpp-2=error")
-            }),
-        )
+/// Logs to stderr (`RUST_LOG`, default `warn,askacme=info`); for `serve` with
+/// `telemetry.otlp_endpoint`, also our spans (debug level and up) to the OTLP exporter
+/// returned.
+fn init_tracing(config: &Config, serving: bool) -> Option<askacme::telemetry::otlp::Exporter> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,askacme=info,llama-cpp-2=error")
+    });
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(filter);
+    let telemetry = &config.telemetry;
+    let (otlp, exporter) = if serving && !telemetry.otlp_endpoint.is_empty() {
+        let (layer, exporter) = askacme::telemetry::otlp::pipeline(
+            &telemetry.otlp_endpoint,
+            &telemetry.service_name,
+            telemetry.capture_content,
+            std::time::Duration::from_millis(telemetry.export_interval_ms),
+        );
+        let ours = tracing_subscriber::filter::Targets::new()
+            .with_target("askacme", tracing::Level::DEBUG);
+        (Some(layer.with_filter(ours)), Some(exporter))
+    } else {
+        (None, None)
+    };
+    tracing_subscriber::registry().with(logs).with(otlp).init();
+    exporter
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    let exporter = init_tracing(&config, matches!(cli.command, Command::Serve { .. }));
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
-        Command::Serve { listen } => runtime.block_on(serve(config, listen)),
+        Command::Serve { listen } => runtime.block_on(serve(config, listen, exporter)),
         Command::Chat {
             message,
             model,
@@ -1188,7 +1212,17 @@ async fn keys(config: &Config, command: KeysCommand) -> Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<()> {
+async fn serve(
+    config: Config,
+    listen: Option<SocketAddr>,
+    exporter: Option<askacme::telemetry::otlp::Exporter>,
+) -> Result<()> {
+    let traces = exporter.map(|exporter| {
+        let handle = exporter.handle();
+        askacme::providers::install_tls_provider();
+        tokio::spawn(exporter.run(reqwest::Client::new()));
+        handle
+    });
     let state = AppState::from_config(&config).await?;
     let address = listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(address)
@@ -1199,6 +1233,9 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<()> {
     let models = config.server.warm_up.clone();
     tokio::spawn(async move { warming.warm_up(&models).await });
     server::serve(listener, state, config.server.max_body_bytes).await?;
+    if let Some(traces) = traces {
+        traces.flush().await;
+    }
     Ok(())
 }
 

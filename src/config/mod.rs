@@ -69,6 +69,23 @@ pub struct Config {
     /// Guardrail policies for gateway traffic, by name.
     pub guardrails: BTreeMap<String, GuardrailConfig>,
     pub eval: EvalConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Traces over OTLP (metrics are always on, at `/metrics`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP collector (`http://host:4318`): spans go to `<endpoint>/v1/traces` as
+    /// OTLP JSON. Empty: no traces, at no cost.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Put the messages sent to and received from models on their spans
+    /// (`gen_ai.input.messages`, `gen_ai.output.messages`). Off: they may hold personal data.
+    pub capture_content: bool,
+    /// How often queued spans are posted, in milliseconds.
+    pub export_interval_ms: u64,
 }
 
 /// The exact response cache.
@@ -550,6 +567,21 @@ impl Config {
             )?;
         }
         self.validate_safety()?;
+        let endpoint = &self.telemetry.otlp_endpoint;
+        if !endpoint.is_empty()
+            && !endpoint.starts_with("http://")
+            && !endpoint.starts_with("https://")
+        {
+            return Err(ConfigError::invalid(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL (the OTLP/HTTP collector), or empty",
+            ));
+        }
+        check_range(
+            "telemetry.export_interval_ms",
+            self.telemetry.export_interval_ms,
+            10..=60_000,
+        )?;
         self.check_model("eval.judge.model", &self.eval.judge.model)?;
         check_range(
             "eval.schedule_poll_secs",
@@ -1024,6 +1056,10 @@ mod tests {
                 "assistant.min_confidence",
             ),
             ("[assistant.routes]\nfaq = \"nope\"", "assistant.routes.faq"),
+            (
+                "[telemetry]\notlp_endpoint = \"grpc://collector:4317\"",
+                "telemetry.otlp_endpoint",
+            ),
             (
                 "[assistant]\nrewrite_model = \"nope\"",
                 "assistant.rewrite_model",

@@ -56,6 +56,7 @@ pub async fn record(
         return Err(FeedbackError::UnknownRequest(feedback.request_id));
     }
     db.record_feedback(&feedback).await?;
+    crate::telemetry::metrics::feedback(if feedback.helpful { "up" } else { "down" });
     let flagged_semantic_match = !feedback.helpful
         && db
             .flag_semantic_hit(&feedback.request_id, "thumbs down", now_ms())

@@ -80,6 +80,9 @@ impl Gateway {
                         if settle == Settle::OnSuccess {
                             health.record(true);
                         }
+                        if index > 0 {
+                            crate::telemetry::metrics::fallback(model, &deployment.name);
+                        }
                         return Ok((value, deployment));
                     }
                     Err(error) => error,

@@ -114,6 +114,10 @@ pub struct Counters {
     pub retries: AtomicU64,
     pub retries_refused: AtomicU64,
     pub skipped_open: AtomicU64,
+    /// Breaker transitions, by the state entered.
+    pub entered_closed: AtomicU64,
+    pub entered_half_open: AtomicU64,
+    pub entered_open: AtomicU64,
 }
 
 pub struct DeploymentHealth {
@@ -141,6 +145,10 @@ pub struct HealthSnapshot {
     pub total_retries: u64,
     pub total_retries_refused: u64,
     pub total_skipped_open: u64,
+    /// How often the breaker entered each state since start.
+    pub total_closed: u64,
+    pub total_half_opened: u64,
+    pub total_opened: u64,
 }
 
 impl DeploymentHealth {
@@ -188,7 +196,7 @@ impl DeploymentHealth {
                 }
             }
             Breaker::Open { .. } | Breaker::HalfOpen { .. } => {
-                inner.breaker = Breaker::HalfOpen { probe_sent: now };
+                self.enter(&mut inner, Breaker::HalfOpen { probe_sent: now });
                 Admission::Allowed
             }
         };
@@ -196,6 +204,17 @@ impl DeploymentHealth {
             self.counters.skipped_open.fetch_add(1, Ordering::Relaxed);
         }
         admission
+    }
+
+    /// Moves the breaker to `breaker`, counting the transition.
+    fn enter(&self, inner: &mut Inner, breaker: Breaker) {
+        let counter = match breaker {
+            Breaker::Closed => &self.counters.entered_closed,
+            Breaker::HalfOpen { .. } => &self.counters.entered_half_open,
+            Breaker::Open { .. } => &self.counters.entered_open,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        inner.breaker = breaker;
     }
 
     /// Whether `admit` would refuse now (without `admit`'s side effect of starting a probe).
@@ -224,13 +243,17 @@ impl DeploymentHealth {
         match inner.breaker {
             Breaker::HalfOpen { .. } => {
                 if healthy {
-                    inner.breaker = Breaker::Closed;
+                    self.enter(&mut inner, Breaker::Closed);
                     inner.outcomes.clear();
                 } else {
-                    inner.breaker = Breaker::Open {
-                        until: later(now, Duration::from_secs(self.breaker.cooldown_secs)),
-                        adopted: false,
-                    };
+                    let until = later(now, Duration::from_secs(self.breaker.cooldown_secs));
+                    self.enter(
+                        &mut inner,
+                        Breaker::Open {
+                            until,
+                            adopted: false,
+                        },
+                    );
                 }
             }
             // Late reports of calls admitted before the breaker opened change nothing.
@@ -243,10 +266,14 @@ impl DeploymentHealth {
                 if total >= u64::from(self.breaker.min_requests)
                     && failures as f64 >= self.breaker.failure_rate * total as f64
                 {
-                    inner.breaker = Breaker::Open {
-                        until: later(now, Duration::from_secs(self.breaker.cooldown_secs)),
-                        adopted: false,
-                    };
+                    let until = later(now, Duration::from_secs(self.breaker.cooldown_secs));
+                    self.enter(
+                        &mut inner,
+                        Breaker::Open {
+                            until,
+                            adopted: false,
+                        },
+                    );
                     tracing::warn!(failures, total, "circuit breaker opened");
                 }
             }
@@ -270,10 +297,14 @@ impl DeploymentHealth {
     pub fn adopt_open(&self, remaining: Duration) {
         let mut inner = self.lock();
         if matches!(inner.breaker, Breaker::Closed) {
-            inner.breaker = Breaker::Open {
-                until: later(Instant::now(), remaining),
-                adopted: true,
-            };
+            let until = later(Instant::now(), remaining);
+            self.enter(
+                &mut inner,
+                Breaker::Open {
+                    until,
+                    adopted: true,
+                },
+            );
             tracing::warn!(?remaining, "circuit breaker opened by another instance");
         }
     }
@@ -333,6 +364,9 @@ impl DeploymentHealth {
             total_retries: load(&self.counters.retries),
             total_retries_refused: load(&self.counters.retries_refused),
             total_skipped_open: load(&self.counters.skipped_open),
+            total_closed: load(&self.counters.entered_closed),
+            total_half_opened: load(&self.counters.entered_half_open),
+            total_opened: load(&self.counters.entered_open),
         }
     }
 }

@@ -12,11 +12,9 @@
 //! spill: appends and claims take an OS lock on `request-log.spill.lock`, and a writer claims
 //! the file by renaming it before writing it back, deleting it only once the rows are in.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -43,40 +41,31 @@ pub struct RequestLog {
     commands: mpsc::Sender<Command>,
     db: Database,
     spill: Arc<Spill>,
-    guards: Arc<GuardCounters>,
 }
 
-/// What the guards did since the process started, for `/metrics`: verdicts by
-/// `policy:stage:reason` (the rows' `guard`), and personal values redacted.
-#[derive(Default)]
-pub struct GuardCounters {
-    verdicts: Mutex<BTreeMap<String, u64>>,
-    redactions: AtomicU64,
-}
-
-impl GuardCounters {
-    fn count(&self, row: &RequestRecord) {
-        // A question's rows all carry its redactions; count them once, on its own row.
-        if row.redactions > 0 && !row.id.contains('.') {
-            self.redactions.fetch_add(row.redactions, Ordering::Relaxed);
-        }
-        if let Some(guard) = &row.guard
-            && let Ok(mut verdicts) = self.verdicts.lock()
-        {
-            *verdicts.entry(guard.clone()).or_default() += 1;
-        }
+/// What a row tells the metrics: a cache hit and what it saved, a guard's verdict, personal
+/// values redacted. (Model calls are counted where they are made, which knows the operation.)
+fn observe(row: &RequestRecord) {
+    use crate::telemetry::metrics;
+    // A question's rows all carry its redactions; count them once, on its own row.
+    if row.redactions > 0 && !row.id.contains('.') {
+        metrics::redactions(row.redactions);
     }
-
-    /// `(policy:stage:reason, count)`, sorted.
-    pub fn verdicts(&self) -> Vec<(String, u64)> {
-        self.verdicts
-            .lock()
-            .map(|v| v.iter().map(|(k, n)| (k.clone(), *n)).collect())
-            .unwrap_or_default()
+    if let Some(guard) = &row.guard {
+        let mut parts = guard.splitn(3, ':');
+        let (policy, stage, reason) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        metrics::guard_verdict(policy, stage, reason);
     }
-
-    pub fn redactions(&self) -> u64 {
-        self.redactions.load(Ordering::Relaxed)
+    if let Some(kind) = row
+        .cache
+        .as_deref()
+        .filter(|c| matches!(*c, "exact" | "semantic"))
+    {
+        metrics::cache_hit(kind, row.saved_micro_usd);
     }
 }
 
@@ -96,12 +85,11 @@ impl RequestLog {
             commands,
             db,
             spill,
-            guards: Arc::default(),
         }
     }
 
     pub fn record(&self, row: RequestRecord) {
-        self.guards.count(&row);
+        observe(&row);
         if let Err(e) = self.commands.try_send(Command::Record(Box::new(row))) {
             let (mpsc::error::TrySendError::Full(command)
             | mpsc::error::TrySendError::Closed(command)) = e;
@@ -122,10 +110,6 @@ impl RequestLog {
 
     pub fn database(&self) -> &Database {
         &self.db
-    }
-
-    pub fn guards(&self) -> &GuardCounters {
-        &self.guards
     }
 }
 

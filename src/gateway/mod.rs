@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 pub use access::{Access, Caller};
 pub use cost::Pricing;
@@ -368,16 +369,32 @@ impl Gateway {
         request: ChatRequest,
         ctx: &RequestContext,
     ) -> Result<Completion, GatewayError> {
+        let span = operation_span("chat", &request.model, ctx);
+        if crate::telemetry::otlp::capture_content() {
+            span.record(
+                "gen_ai.input.messages",
+                serde_json::to_string(&request.messages).unwrap_or_default(),
+            );
+        }
         let mut pending = PendingRow::new(
             self,
+            "chat",
             new_row(ctx, &request.model, request.user.as_deref(), false),
             ctx,
+            span.clone(),
         );
-        let result = self.complete_inner(request, ctx, &mut pending).await;
+        let result = self
+            .complete_inner(request, ctx, &mut pending)
+            .instrument(span.clone())
+            .await;
         match &result {
             Ok(completion) => {
                 let usage = completion.response.usage.unwrap_or_default();
                 fill_usage(&mut pending.row, &usage, completion.cost_micro_usd);
+                if crate::telemetry::otlp::capture_content() {
+                    let output = serde_json::to_string(&completion.response.choices);
+                    span.record("gen_ai.output.messages", output.unwrap_or_default());
+                }
             }
             Err(e) => fail_row(&mut pending.row, e),
         }
@@ -479,6 +496,7 @@ impl Gateway {
         ctx: &RequestContext,
     ) -> Result<CompletionStream, GatewayError> {
         let mut row = new_row(ctx, &request.model, request.user.as_deref(), true);
+        let span = operation_span("chat", &request.model, ctx);
         let include_usage = request
             .stream_options
             .as_ref()
@@ -541,9 +559,17 @@ impl Gateway {
                 prompt_estimate,
             })
         }
+        .instrument(span.clone())
         .await;
         let tracker = |row, settlement| {
-            stream::Tracker::new(self.log.clone(), row, settlement, ctx.started, started)
+            stream::Tracker::new(
+                self.log.clone(),
+                row,
+                settlement,
+                ctx.started,
+                started,
+                span.clone(),
+            )
         };
         match opened {
             Ok(Opened::Cached(chunks)) => Ok(CompletionStream::new(
@@ -595,6 +621,7 @@ impl Gateway {
                 fail_row(&mut row, &e);
                 row.provider_latency_ms = millis(started.elapsed());
                 row.latency_ms = millis(ctx.started.elapsed());
+                observe_operation(&row, "chat", &span);
                 self.log.record(row);
                 Err(e)
             }
@@ -607,7 +634,8 @@ impl Gateway {
         ctx: &RequestContext,
     ) -> Result<EmbeddingResult, GatewayError> {
         let row = new_row(ctx, &request.model, request.user.as_deref(), false);
-        let mut pending = PendingRow::new(self, row, ctx);
+        let span = operation_span("embeddings", &request.model, ctx);
+        let mut pending = PendingRow::new(self, "embeddings", row, ctx, span.clone());
         let started = Instant::now();
         let result = async {
             let inputs = request.input.into_vec();
@@ -653,6 +681,7 @@ impl Gateway {
             hold.book_tokens(usage.prompt_tokens).await;
             Ok((embeddings, cost, usage))
         }
+        .instrument(span.clone())
         .await;
         let provider_time = started.elapsed();
         let row = &mut pending.row;
@@ -958,6 +987,10 @@ fn estimate_tokens(texts: impl Iterator<Item = impl AsRef<str>>) -> u64 {
 /// prompt at the gateway's estimate (marked `usage_estimated`): providers charge for it.
 struct PendingRow<'a> {
     gateway: &'a Gateway,
+    /// `chat` or `embeddings`, for the GenAI metrics.
+    operation: &'static str,
+    /// The call's span, given its usage and outcome when the row is written.
+    span: tracing::Span,
     row: RequestRecord,
     started: Instant,
     prompt_estimate: u64,
@@ -965,9 +998,17 @@ struct PendingRow<'a> {
 }
 
 impl<'a> PendingRow<'a> {
-    fn new(gateway: &'a Gateway, row: RequestRecord, ctx: &RequestContext) -> Self {
+    fn new(
+        gateway: &'a Gateway,
+        operation: &'static str,
+        row: RequestRecord,
+        ctx: &RequestContext,
+        span: tracing::Span,
+    ) -> Self {
         Self {
             gateway,
+            operation,
+            span,
             row,
             started: ctx.started,
             prompt_estimate: 0,
@@ -1000,8 +1041,83 @@ impl<'a> PendingRow<'a> {
             }
         }
         row.latency_ms = millis(self.started.elapsed());
+        observe_operation(&row, self.operation, &self.span);
         self.gateway.log.record(row);
     }
+}
+
+/// The span of one call to a model, with the GenAI attributes known before it starts; the
+/// rest are recorded by `observe_operation`.
+fn operation_span(operation: &'static str, model: &str, ctx: &RequestContext) -> tracing::Span {
+    use tracing::field::Empty;
+    let (prompt, version) = ctx
+        .prompt_version
+        .as_deref()
+        .and_then(|p| p.split_once('@'))
+        .unzip();
+    tracing::info_span!(
+        "gen_ai",
+        otel.name = %format_args!("{operation} {model}"),
+        otel.kind = "client",
+        gen_ai.operation.name = operation,
+        gen_ai.request.model = model,
+        gen_ai.provider.name = Empty,
+        gen_ai.response.model = Empty,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        gen_ai.usage.cache_read.input_tokens = Empty,
+        gen_ai.prompt.name = prompt,
+        gen_ai.prompt.version = version,
+        gen_ai.input.messages = Empty,
+        gen_ai.output.messages = Empty,
+        error.type = Empty,
+        askacme.request_id = ctx.request_id.as_str(),
+        askacme.cost_micro_usd = Empty,
+        askacme.cache = Empty,
+    )
+}
+
+/// The GenAI metrics and span attributes of a finished call to a model; a cache hit called
+/// none (its span says so). The response model is the deployment that answered (each pins
+/// one upstream model).
+fn observe_operation(row: &RequestRecord, operation: &'static str, span: &tracing::Span) {
+    let error_type = match row.status {
+        RequestStatus::Success => None,
+        RequestStatus::Cancelled => Some("cancelled".to_owned()),
+        RequestStatus::Error if row.http_status > 0 => Some(row.http_status.to_string()),
+        RequestStatus::Error => Some("error".to_owned()),
+    };
+    if let Some(error) = &error_type {
+        span.record("error.type", error.as_str());
+    }
+    if let Some(cache) = &row.cache {
+        span.record("askacme.cache", cache.as_str());
+    }
+    let (Some(deployment), None) = (row.deployment.as_deref(), row.cache.as_deref()) else {
+        return;
+    };
+    span.record(
+        "gen_ai.provider.name",
+        row.provider.as_deref().unwrap_or_default(),
+    );
+    span.record("gen_ai.response.model", deployment);
+    span.record("gen_ai.usage.input_tokens", row.prompt_tokens);
+    span.record("gen_ai.usage.output_tokens", row.completion_tokens);
+    span.record("gen_ai.usage.cache_read.input_tokens", row.cached_tokens);
+    span.record("askacme.cost_micro_usd", row.cost_micro_usd);
+    crate::telemetry::metrics::operation(&crate::telemetry::metrics::Operation {
+        name: operation,
+        provider: row.provider.as_deref().unwrap_or_default(),
+        request_model: &row.requested_model,
+        response_model: deployment,
+        error_type: error_type.as_deref(),
+        seconds: row.latency_ms / 1000.0,
+        input_tokens: row.prompt_tokens,
+        output_tokens: row.completion_tokens,
+        cache_read_tokens: row.cached_tokens,
+        cache_write_tokens: row.cache_write_tokens,
+        cost_micro_usd: row.cost_micro_usd,
+    });
 }
 
 impl Drop for PendingRow<'_> {

@@ -96,6 +96,8 @@ pub(super) struct Tracker {
     content_chunks: u64,
     finished: bool,
     assembled: Assembled,
+    /// The call's span: it ends when the stream does.
+    span: tracing::Span,
 }
 
 impl Tracker {
@@ -105,6 +107,7 @@ impl Tracker {
         settlement: Settlement,
         request_started: Instant,
         provider_started: Instant,
+        span: tracing::Span,
     ) -> Self {
         Self {
             log,
@@ -116,6 +119,7 @@ impl Tracker {
             content_chunks: 0,
             finished: false,
             assembled: Assembled::default(),
+            span,
         }
     }
 
@@ -130,6 +134,13 @@ impl Tracker {
             if choice.delta.content.as_ref().is_some_and(|c| !c.is_empty())
                 || choice.delta.tool_calls.is_some()
             {
+                if self.content_chunks == 0 && self.settlement.health.is_some() {
+                    crate::telemetry::metrics::time_to_first_token(
+                        self.row.provider.as_deref().unwrap_or_default(),
+                        &self.row.requested_model,
+                        self.provider_started.elapsed().as_secs_f64(),
+                    );
+                }
                 self.content_chunks += 1;
             }
             if choice.finish_reason.is_some() {
@@ -179,6 +190,7 @@ impl Tracker {
         }
         self.row.provider_latency_ms = millis(self.provider_started.elapsed());
         self.row.latency_ms = millis(self.request_started.elapsed());
+        super::observe_operation(&self.row, "chat", &self.span);
         self.log.record(self.row);
     }
 }

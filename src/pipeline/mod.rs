@@ -255,6 +255,24 @@ pub struct StageLatency {
     pub conversation: f64,
 }
 
+impl StageLatency {
+    /// `(stage, milliseconds)` of every stage, named as serialised.
+    pub fn stages(&self) -> [(&'static str, f64); 10] {
+        [
+            ("input_guard", self.input_guard),
+            ("embed", self.embed),
+            ("conversation", self.conversation),
+            ("classify", self.classify),
+            ("retrieve", self.retrieve),
+            ("route", self.route),
+            ("generate", self.generate),
+            ("output_guard", self.output_guard),
+            ("grounding", self.grounding),
+            ("citations", self.citations),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AskResponse {
     pub answer: String,
@@ -790,6 +808,12 @@ impl Assistant {
         vector: &[f32],
         ctx: &RequestContext,
     ) {
+        crate::telemetry::metrics::answer(response.status.as_str());
+        for (stage, ms) in response.stage_latency_ms.stages() {
+            if ms > 0.0 {
+                crate::telemetry::metrics::stage(stage, ms / 1000.0);
+            }
+        }
         let question = self.input_guard.redacted(&asked.question);
         let lowered = question.to_lowercase();
         let row = AnswerRow {

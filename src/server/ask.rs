@@ -14,9 +14,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::Instrument;
 
 use super::error::ApiError;
-use super::{AppState, JsonBody, ProviderTime, RequestId, cache_directive, with_cache_header};
+use super::{
+    AppState, JsonBody, ModelLabel, ProviderTime, RequestId, cache_directive, with_cache_header,
+};
 use crate::gateway::{Caller, RequestContext};
 use crate::pipeline::{AskError, AskEvent, AskRequest, AskResponse, Assistant};
 
@@ -43,10 +46,11 @@ pub async fn ask(
         Ok(answer) => {
             let waited = answer.stage_latency_ms.embed + answer.stage_latency_ms.generate;
             let cache = answer.cache;
+            let model = ModelLabel(answer.model.clone().unwrap_or_default());
             let mut response = Json(answer).into_response();
-            response
-                .extensions_mut()
-                .insert(ProviderTime(Duration::from_secs_f64(waited / 1000.0)));
+            let extensions = response.extensions_mut();
+            extensions.insert(ProviderTime(Duration::from_secs_f64(waited / 1000.0)));
+            extensions.insert(model);
             with_cache_header(response, cache)
         }
         Err(e) => e.into_response(),
@@ -62,8 +66,13 @@ type Work = Pin<Box<dyn Future<Output = Result<AskResponse, AskError>> + Send>>;
 /// its plain 4xx, not a stream.
 async fn streamed(assistant: Arc<Assistant>, request: AskRequest, ctx: RequestContext) -> Response {
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let work: Work =
-        Box::pin(async move { assistant.handle_streamed(request, &ctx, events).await });
+    let started = ctx.started;
+    // The body is polled after the handler returned, outside the request's span: the work
+    // carries the span with it, so its stages stay in the request's trace.
+    let work: Work = Box::pin(
+        async move { assistant.handle_streamed(request, &ctx, events).await }
+            .instrument(tracing::Span::current()),
+    );
     let mut state = Some((work, receiver));
     let first = next_events(&mut state).await;
     if state.is_none()
@@ -76,8 +85,18 @@ async fn streamed(assistant: Arc<Assistant>, request: AskRequest, ctx: RequestCo
         let events = next_events(&mut state).await;
         Some((events, state))
     });
+    let mut timed = false;
     let events = futures::stream::iter([first])
         .chain(rest)
+        .inspect(move |batch| {
+            let delta = batch
+                .iter()
+                .any(|o| matches!(o, Outcome::Event(AskEvent::Delta(_))));
+            if delta && !timed {
+                timed = true;
+                crate::telemetry::metrics::first_delta(started.elapsed().as_secs_f64());
+            }
+        })
         .flat_map(|batch| futures::stream::iter(batch.into_iter().map(Outcome::event)));
     Sse::new(events)
         .keep_alive(KeepAlive::default())

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{Config, Secret};
@@ -151,16 +152,56 @@ pub struct RequestId(pub String);
 #[derive(Clone, Copy)]
 pub struct ProviderTime(pub Duration);
 
+/// Set by handlers on their response: the model it was for, a label of the request metrics.
+#[derive(Clone)]
+pub struct ModelLabel(pub String);
+
+/// Gives every request its id, its span (the root of its trace, joining the caller's W3C
+/// `traceparent`), and its metrics: duration by route, model and status, and our overhead.
 async fn request_id_and_overhead(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = crate::gateway::new_request_id();
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = method.as_str(),
+        http.route = route.as_str(),
+        http.response.status_code = tracing::field::Empty,
+        askacme.request_id = id.as_str(),
+        traceparent = traceparent.as_deref(),
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     let provider = response
         .extensions()
         .get::<ProviderTime>()
         .map_or(Duration::ZERO, |p| p.0);
     let overhead = started.elapsed().saturating_sub(provider);
+    let model = response
+        .extensions()
+        .get::<ModelLabel>()
+        .map_or("", |m| m.0.as_str());
+    crate::telemetry::metrics::http_request(
+        &route,
+        model,
+        status,
+        started.elapsed().as_secs_f64(),
+        overhead.as_secs_f64(),
+    );
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);
@@ -258,6 +299,8 @@ impl AppState {
     /// Opens the database, starts the request-log writer and builds the gateway. Not yet ready:
     /// `warm_up` (or the caller) sets `ready`.
     pub async fn from_config(config: &crate::config::Config) -> Result<Self, StartError> {
+        // Before anything is recorded: until a recorder is installed, metrics go nowhere.
+        crate::telemetry::metrics::install();
         let db = crate::store::Database::open(&config.storage.database_url).await?;
         let limits: Arc<dyn LimitStore> = if config.storage.redis_url.is_empty() {
             Arc::new(MemoryLimits::default())

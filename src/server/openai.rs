@@ -14,7 +14,9 @@ use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, GUARDRAIL_HEADER};
-use super::{AppState, JsonBody, ProviderTime, RequestId, cache_directive, with_cache_header};
+use super::{
+    AppState, JsonBody, ModelLabel, ProviderTime, RequestId, cache_directive, with_cache_header,
+};
 use crate::gateway::GatewayError;
 use crate::gateway::{Caller, CompletionStream, RequestContext};
 use crate::providers::types::{ChatRequest, EmbeddingRequest};
@@ -28,9 +30,16 @@ pub async fn chat_completions(
 ) -> Response {
     let mut ctx = RequestContext::new(id, "/v1/chat/completions").with_caller(caller);
     ctx.cache = cache_directive(&headers);
+    let model = ModelLabel(request.model.clone());
+    let mut response = chat(&state, request, &ctx).await;
+    response.extensions_mut().insert(model);
+    response
+}
+
+async fn chat(state: &AppState, request: ChatRequest, ctx: &RequestContext) -> Response {
     if request.is_stream() {
         let opening = Instant::now();
-        return match state.gateway.stream(request, &ctx).await {
+        return match state.gateway.stream(request, ctx).await {
             Ok(stream) => {
                 let cache = stream.cache_status();
                 let mut response = Sse::new(sse_events(stream)).into_response();
@@ -42,7 +51,7 @@ pub async fn chat_completions(
             Err(e) => e.into_response(),
         };
     }
-    match state.gateway.complete(request, &ctx).await {
+    match state.gateway.complete(request, ctx).await {
         Ok(completion) => {
             let mut response = Json(completion.response).into_response();
             response

@@ -1,13 +1,12 @@
 //! API keys, rate limits and budgets: in one process, and shared by two `askacme serve`
 //! processes through Redis and the database.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use askacme::gateway::access::new_key;
 use serde_json::{Value, json};
 
-use crate::harness::{App, Fake, TempDir, run_cli, test_redis_url};
+use crate::harness::{App, Fake, TempDir, run_cli, serve, test_redis_url};
 
 const MASTER: &str = "sk-master-0123456789abcdef";
 
@@ -188,54 +187,6 @@ async fn tokens_per_minute_refuse_once_usage_fills_the_minute() {
         }
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
-}
-
-/// An `askacme serve` process on a free port, stopped when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn serve(config: &std::path::Path) -> Server {
-    // This process's HTTP clients need the TLS provider even when no in-process app made one.
-    askacme::providers::install_tls_provider();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_askacme"))
-        .args(["--config", config.to_str().unwrap(), "serve", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
-            && r.status() == 200
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("askacme serve on port {port} did not become ready");
 }
 
 #[tokio::test]

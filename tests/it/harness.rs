@@ -205,6 +205,17 @@ pub fn sse_events(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus scrape.
+pub fn metric(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// The text of a streamed chat answer: its content deltas joined.
 pub fn streamed_text(body: &str) -> String {
     sse_events(body)
@@ -588,4 +599,52 @@ async fn anthropic_messages(
     events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": if tool { "tool_use" } else { "end_turn" }}, "usage": {"output_tokens": 5}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));
     sse_body(events)
+}
+
+/// An `askacme serve` process on a free port, stopped when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn serve(config: &std::path::Path) -> Server {
+    // This process's HTTP clients need the TLS provider even when no in-process app made one.
+    askacme::providers::install_tls_provider();
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_askacme"))
+        .args(["--config", config.to_str().unwrap(), "serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{}/readyz", server.base)).send().await
+            && r.status() == 200
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("askacme serve on port {port} did not become ready");
 }

@@ -15,3 +15,4 @@ mod malformed;
 mod reliability;
 mod remote_providers;
 mod safety;
+mod telemetry;

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::assistant::{ask, handbook_app, repo};
-use crate::harness::{App, Fake, TempDir, routes_to, run_cli, streamed_text};
+use crate::harness::{App, Fake, TempDir, metric, routes_to, run_cli, streamed_text};
 
 /// An assistant over the handbook whose every category answers with the fake `model`.
 async fn assistant_with(model: &str) -> (Fake, App) {
@@ -74,13 +74,13 @@ async fn attacks_and_harmful_questions_are_filtered_before_any_work() {
         "{reply}"
     );
 
+    // The counters are the process's: other tests in this one add to them.
     let metrics = app.get_text("/metrics").await;
-    assert!(
-        metrics.contains(
-            "askacme_guard_verdicts_total{policy=\"assistant\",stage=\"input\",reason=\"instruction_override\"} 1"
-        ),
-        "{metrics}"
+    let verdicts = metric(
+        &metrics,
+        "askacme_guard_verdicts_total{policy=\"assistant\",stage=\"input\",reason=\"instruction_override\"}",
     );
+    assert!(verdicts.is_some_and(|n| n >= 1.0), "{metrics}");
 
     let (_, _, poem) = ask(
         &app,
