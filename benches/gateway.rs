@@ -559,6 +559,8 @@ fn local_generation() {
         max_concurrent: 1,
         context_tokens: 4096,
         batch_tokens: 512,
+        // The same prompt runs twice: the second must evaluate all of it to measure prefill.
+        reuse_prefix: false,
     };
     println!(
         "## Local generation (llama.cpp, {threads} threads, greedy, 64 new tokens, RAG prompt)\n"

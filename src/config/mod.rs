@@ -433,6 +433,11 @@ pub struct LocalProviderConfig {
     pub context_tokens: u32,
     /// Prompt tokens evaluated per llama.cpp batch.
     pub batch_tokens: u32,
+    /// Keep each context's evaluated tokens between generations and evaluate only what
+    /// differs from the last prompt (the system prompt and chat template are the same for
+    /// every question): prefill is what a local answer's first text waits for.
+    #[serde(default = "safety::yes")]
+    pub reuse_prefix: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

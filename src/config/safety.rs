@@ -73,7 +73,7 @@ pub struct GuardrailConfig {
     pub banned_patterns: Vec<String>,
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 

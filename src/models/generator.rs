@@ -18,6 +18,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use super::stop::StopScanner;
@@ -38,6 +39,8 @@ pub struct GeneratorOptions {
     pub max_concurrent: usize,
     pub context_tokens: u32,
     pub batch_tokens: u32,
+    /// Evaluate only the part of a prompt that differs from what the context holds.
+    pub reuse_prefix: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +88,8 @@ pub enum StopCause {
 pub struct GenerationStats {
     pub cause: StopCause,
     pub prompt_tokens: u32,
+    /// Prompt tokens whose evaluation was kept from the previous generation.
+    pub reused_tokens: u32,
     pub completion_tokens: u32,
     pub prefill_ms: f64,
     pub decode_ms: f64,
@@ -258,6 +263,8 @@ fn worker_loop(
         }
     };
     drop(ready);
+    // The tokens whose keys and values the context holds, in position order.
+    let mut evaluated: Vec<LlamaToken> = Vec::new();
     loop {
         // The lock is held only while waiting for the next job.
         let job = match queue.lock() {
@@ -268,10 +275,15 @@ fn worker_loop(
             Err(_) => return,
         };
         let events = job.events.clone();
-        let final_event = match run(model, template, &mut ctx, options, job) {
+        let final_event = match run(model, template, &mut ctx, options, job, &mut evaluated) {
             Ok(Some(stats)) => GenerationEvent::Done(stats),
             Ok(None) => continue, // the caller went away
-            Err(e) => GenerationEvent::Failed(e),
+            Err(e) => {
+                // What the context holds after a failure is unknown: start afresh.
+                ctx.clear_kv_cache();
+                evaluated.clear();
+                GenerationEvent::Failed(e)
+            }
         };
         let _ = events.blocking_send(final_event);
     }
@@ -284,6 +296,7 @@ fn run(
     ctx: &mut LlamaContext<'_>,
     options: &GeneratorOptions,
     job: Job,
+    evaluated: &mut Vec<LlamaToken>,
 ) -> Result<Option<GenerationStats>, GenerateError> {
     let Job {
         turns,
@@ -312,22 +325,23 @@ fn run(
     let budget = (n_ctx - tokens.len()) as u32;
     let max_tokens = params.max_tokens.map_or(budget, |m| m.min(budget));
 
-    ctx.clear_kv_cache();
+    let reused = keep_prefix(ctx, evaluated, &tokens, options.reuse_prefix);
     ctx.reset_timings();
     let prefill_start = Instant::now();
     let batch_size = options.batch_tokens as usize;
     let mut batch = LlamaBatch::new(batch_size.max(1), 1);
     let last = tokens.len() - 1;
-    for (chunk_index, chunk) in tokens.chunks(batch_size).enumerate() {
+    for (chunk_index, chunk) in tokens[reused..].chunks(batch_size).enumerate() {
         batch.clear();
         for (offset, token) in chunk.iter().enumerate() {
-            let pos = chunk_index * batch_size + offset;
+            let pos = reused + chunk_index * batch_size + offset;
             batch
                 .add(*token, pos as i32, &[0], pos == last)
                 .map_err(|e| GenerateError::Inference(e.to_string()))?;
         }
         ctx.decode(&mut batch)
             .map_err(|e| GenerateError::Inference(format!("prompt evaluation: {e}")))?;
+        evaluated.extend_from_slice(chunk);
     }
     let prefill_ms = prefill_start.elapsed().as_secs_f64() * 1000.0;
 
@@ -376,6 +390,7 @@ fn run(
             .map_err(|e| GenerateError::Inference(e.to_string()))?;
         ctx.decode(&mut batch)
             .map_err(|e| GenerateError::Inference(format!("decode: {e}")))?;
+        evaluated.push(token);
         position += 1;
         logits_index = 0;
     };
@@ -393,6 +408,7 @@ fn run(
         },
         cause,
         prompt_tokens: tokens.len() as u32,
+        reused_tokens: reused as u32,
         completion_tokens,
         prefill_ms,
         decode_ms: decode_start.elapsed().as_secs_f64() * 1000.0,
@@ -400,6 +416,41 @@ fn run(
 }
 
 /// Takes the longest valid UTF-8 prefix; a character split across tokens waits for its rest.
+/// Keeps the context's keys and values for the longest prefix `tokens` shares with what it
+/// holds (`evaluated`), drops the rest, and returns that prefix's length: the prompt is then
+/// evaluated from there. At least the last prompt token is always evaluated again, since its
+/// logits pick the first answer token. Without reuse, or when llama.cpp cannot drop part of
+/// a sequence, everything is dropped and 0 is returned.
+fn keep_prefix(
+    ctx: &mut LlamaContext<'_>,
+    evaluated: &mut Vec<LlamaToken>,
+    tokens: &[LlamaToken],
+    reuse: bool,
+) -> usize {
+    let shared = if reuse {
+        common_prefix(evaluated, tokens).min(tokens.len().saturating_sub(1))
+    } else {
+        0
+    };
+    let kept = shared > 0
+        && u32::try_from(shared)
+            .ok()
+            .and_then(|from| ctx.clear_kv_cache_seq(Some(0), Some(from), None).ok())
+            .unwrap_or(false);
+    if kept {
+        evaluated.truncate(shared);
+        shared
+    } else {
+        ctx.clear_kv_cache();
+        evaluated.clear();
+        0
+    }
+}
+
+fn common_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 fn take_valid_utf8(bytes: &mut Vec<u8>) -> String {
     let valid = match std::str::from_utf8(bytes) {
         Ok(_) => bytes.len(),

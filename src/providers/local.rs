@@ -42,6 +42,7 @@ impl LocalProvider {
                 max_concurrent: config.max_concurrent,
                 context_tokens: config.context_tokens,
                 batch_tokens: config.batch_tokens,
+                reuse_prefix: config.reuse_prefix,
             },
             models_dir,
             generators: Mutex::new(HashMap::new()),
@@ -148,7 +149,7 @@ fn usage(stats: &GenerationStats) -> Usage {
     Usage::new(
         stats.prompt_tokens.into(),
         stats.completion_tokens.into(),
-        0,
+        stats.reused_tokens.into(),
         0,
     )
 }

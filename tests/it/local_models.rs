@@ -337,3 +337,31 @@ async fn json_mode_makes_a_local_model_answer_with_a_json_object() {
     let free = text(&answer(&app, tiny(prompt, json!({"max_tokens": 60}))).await);
     assert_ne!(free, content, "the grammar changed what was generated");
 }
+
+/// A prompt that starts like the last one (the same system prompt) evaluates only what
+/// differs, reports the rest as cached prompt tokens, and answers as it would have afresh.
+#[tokio::test]
+async fn a_shared_prompt_prefix_is_evaluated_once_and_answers_do_not_change() {
+    let app = App::spawn("[providers.local]\nmax_concurrent = 1").await;
+    let ask = |question: &str| {
+        json!({"model": "tiny", "temperature": 0, "max_tokens": 24, "cache": "no-store",
+               "messages": [
+                   {"role": "system", "content": "You are a terse assistant for Acme Corp employees. Answer in one short sentence."},
+                   {"role": "user", "content": question}]})
+    };
+    let cached = |body: &Value| body["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64();
+    let fruit = answer(&app, ask("Name a fruit.")).await;
+    let colour = answer(&app, ask("Name a colour.")).await;
+    let shared = cached(&colour).unwrap_or(0);
+    assert!(
+        shared > 10 && shared < colour["usage"]["prompt_tokens"].as_u64().unwrap(),
+        "the system prompt was reused, the question was not: {colour}"
+    );
+    let again = answer(&app, ask("Name a fruit.")).await;
+    assert_eq!(
+        text(&again),
+        text(&fruit),
+        "reuse does not change a greedy answer"
+    );
+    assert!(cached(&again).unwrap_or(0) >= shared, "{again}");
+}
