@@ -1111,7 +1111,9 @@ fn observe_operation(row: &RequestRecord, operation: &'static str, span: &tracin
         request_model: &row.requested_model,
         response_model: deployment,
         error_type: error_type.as_deref(),
-        seconds: row.latency_ms / 1000.0,
+        // The time spent calling providers (failover included), not the caller's whole
+        // request: `/v1/ask`'s answer row times the question from its start.
+        seconds: row.provider_latency_ms / 1000.0,
         input_tokens: row.prompt_tokens,
         output_tokens: row.completion_tokens,
         cache_read_tokens: row.cached_tokens,

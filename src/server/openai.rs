@@ -151,9 +151,9 @@ pub async fn embeddings(
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }))
     .into_response();
-    response
-        .extensions_mut()
-        .insert(ProviderTime(result.provider_time));
+    let extensions = response.extensions_mut();
+    extensions.insert(ProviderTime(result.provider_time));
+    extensions.insert(ModelLabel(model));
     Ok(response)
 }
 

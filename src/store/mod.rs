@@ -307,6 +307,18 @@ impl Database {
     }
 
     /// Cheap round trip for readiness checks.
+    /// Runs a script of SQL statements in one transaction: for tools that generate data (the
+    /// dashboard benchmark's million-row log), never for anything a request says.
+    pub async fn execute_script(&self, sql: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The script is the caller's own text, not request data.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -123,7 +123,7 @@ fn describe() {
         (
             TIME_TO_FIRST_TOKEN,
             Seconds,
-            "Time from sending a streamed request to the provider to its first content chunk.",
+            "Time from the gateway starting a streamed call (admission and failover included) to the provider's first content chunk.",
         ),
         (
             HTTP_DURATION,

@@ -23,9 +23,12 @@ use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Spans waiting for the exporter at most; beyond it they are dropped (and counted in the log):
-/// tracing must never slow or stall a request.
+/// Spans waiting for the exporter at most; beyond it they are dropped (counted, and the count
+/// logged with the next export): tracing must never slow or stall a request.
 const QUEUE: usize = 8192;
+
+/// Spans dropped because the queue was full, since the last export.
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Spans per POST at most.
 const BATCH: usize = 512;
 
@@ -135,6 +138,10 @@ async fn post(
     service_name: &str,
     batch: &mut Vec<FinishedSpan>,
 ) {
+    let dropped = DROPPED.swap(0, Ordering::Relaxed);
+    if dropped > 0 {
+        tracing::warn!(spans = dropped, "OTLP queue full: spans dropped");
+    }
     if batch.is_empty() {
         return;
     }
@@ -353,7 +360,13 @@ where
             end: SystemTime::now(),
         };
         // A full queue drops the span: tracing must not hold a request up.
-        let _ = self.sender.try_send(Command::Span(Box::new(finished)));
+        if self
+            .sender
+            .try_send(Command::Span(Box::new(finished)))
+            .is_err()
+        {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -1,0 +1,287 @@
+//! `cargo bench --bench chat`: the tables of docs/benchmarks.md on what people wait for.
+//!
+//! 1. Time to first text on the labelled handbook questions with the default local model:
+//!    the unstreamed answer's total, and a streamed answer's first delta and total, without
+//!    and with the prompt-prefix reuse, and with fewer sources (`kb.top_k = 2`); prompt and
+//!    reused tokens, and how many answers still contain the labelled fact.
+//! 2. The admin dashboard's figures over a generated log of 1M gateway requests and 200k
+//!    answers (30 days): the whole `stats::dashboard` and each of its queries.
+//!
+//! `ASKACME_BENCH_QUESTIONS=N` (default 20) limits section 1 to the first N answerable
+//! questions; `ASKACME_BENCH_SECTIONS=first-text,dashboard` picks sections.
+
+// A benchmark whose setup fails should stop loudly, not measure something else.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use askacme::cache::CacheDirective;
+use askacme::eval::retrieval::LabelledSet;
+use askacme::gateway::{RequestContext, new_request_id};
+use askacme::pipeline::{AskEvent, AskRequest, AskResponse, Assistant, Status};
+use askacme::server::AppState;
+use askacme::store::{Database, Grouping};
+
+mod support;
+use support::{TempDir, app, ingest_roots, percentile, repo};
+
+fn main() {
+    askacme::providers::install_tls_provider();
+    let sections =
+        std::env::var("ASKACME_BENCH_SECTIONS").unwrap_or_else(|_| "first-text,dashboard".into());
+    let runtime = support::runtime();
+    runtime.block_on(async {
+        if sections.contains("first-text") {
+            first_text().await;
+        }
+        if sections.contains("dashboard") {
+            dashboard().await;
+        }
+    });
+}
+
+/// One question's figures.
+struct Timing {
+    first_delta_ms: Option<f64>,
+    total_ms: f64,
+    prompt_tokens: u64,
+    reused_tokens: u64,
+    has_fact: bool,
+}
+
+async fn app_with_handbook(extra: &str) -> (AppState, TempDir) {
+    let (state, dir) = app(&format!("[server]\nwarm_up = []\n{extra}")).await;
+    ingest_roots(&state, &[repo("examples/handbook")]).await;
+    (state, dir)
+}
+
+async fn timed(
+    state: &AppState,
+    assistant: &Arc<Assistant>,
+    question: &str,
+    fact: &str,
+    stream: bool,
+) -> Timing {
+    let request = AskRequest {
+        cache: Some(CacheDirective::NoStore),
+        ..AskRequest::new(question)
+    };
+    let ctx = RequestContext::new(new_request_id(), "bench");
+    let started = Instant::now();
+    let (answer, first): (AskResponse, Option<f64>) = if stream {
+        let (events, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let work = assistant.handle_streamed(request, &ctx, events);
+        tokio::pin!(work);
+        let mut first = None;
+        let answer = loop {
+            tokio::select! {
+                biased;
+                Some(event) = receiver.recv() => {
+                    if matches!(event, AskEvent::Delta(_)) && first.is_none() {
+                        first = Some(started.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                answer = &mut work => break answer.unwrap(),
+            }
+        };
+        (answer, first)
+    } else {
+        (assistant.handle(request, &ctx).await.unwrap(), None)
+    };
+    let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let log = state.gateway.request_log();
+    log.flush().await;
+    let row = log.database().request(&ctx.request_id).await.unwrap();
+    let reused_tokens = row.as_ref().map_or(0, |r| r.cached_tokens);
+    Timing {
+        first_delta_ms: first,
+        total_ms,
+        prompt_tokens: answer.usage.prompt_tokens,
+        reused_tokens,
+        has_fact: answer.status == Status::Success
+            && answer.answer.to_lowercase().contains(&fact.to_lowercase()),
+    }
+}
+
+async fn first_text() {
+    let limit: usize = std::env::var("ASKACME_BENCH_QUESTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let set = LabelledSet::load(&repo("evals/handbook_questions.toml")).unwrap();
+    let questions: Vec<_> = set.questions.iter().take(limit).collect();
+    println!(
+        "## Time to first text (`strong`, {} answerable handbook questions, no cache)\n",
+        questions.len()
+    );
+    println!(
+        "| configuration | mode | prompt tokens p50 | reused p50 | first delta p50 / p95 ms | total p50 / p95 ms | first delta / unstreamed total (p50) | contains the fact |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let configurations = [
+        (
+            "no prefix reuse",
+            "[providers.local]\nreuse_prefix = false\n",
+        ),
+        ("prefix reuse", ""),
+        ("prefix reuse, kb.top_k = 2", "[kb]\ntop_k = 2\n"),
+    ];
+    let mut baseline_total = None;
+    for (label, extra) in configurations {
+        let (state, _dir) = app_with_handbook(extra).await;
+        let assistant = state.assistant().await.unwrap();
+        // One unmeasured answer loads the model (and, with reuse, evaluates the system prompt
+        // once, as a running server has).
+        timed(&state, &assistant, "How long is parental leave?", "", false).await;
+        let modes: &[bool] = if baseline_total.is_none() {
+            &[false, true]
+        } else {
+            &[true]
+        };
+        for &stream in modes {
+            let mut timings = Vec::new();
+            for q in &questions {
+                timings.push(timed(&state, &assistant, &q.q, &q.fact, stream).await);
+            }
+            let sorted = |f: &dyn Fn(&Timing) -> Option<f64>| {
+                let mut v: Vec<f64> = timings.iter().filter_map(f).collect();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let totals = sorted(&|t| Some(t.total_ms));
+            let firsts = sorted(&|t| t.first_delta_ms);
+            let prompts = sorted(&|t| Some(t.prompt_tokens as f64));
+            let reused = sorted(&|t| Some(t.reused_tokens as f64));
+            let p = |v: &[f64], q: f64| {
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    percentile(v, q)
+                }
+            };
+            if !stream {
+                baseline_total = Some(p(&totals, 0.5));
+            }
+            let ratio = match (stream, baseline_total) {
+                (true, Some(base)) => format!("{:.0}%", 100.0 * p(&firsts, 0.5) / base),
+                _ => "—".into(),
+            };
+            let facts = timings.iter().filter(|t| t.has_fact).count();
+            println!(
+                "| {label} | {} | {:.0} | {:.0} | {} | {:.0} / {:.0} | {ratio} | {facts}/{} |",
+                if stream { "streamed" } else { "whole" },
+                p(&prompts, 0.5),
+                p(&reused, 0.5),
+                if stream {
+                    format!("{:.0} / {:.0}", p(&firsts, 0.5), p(&firsts, 0.95))
+                } else {
+                    "—".into()
+                },
+                p(&totals, 0.5),
+                p(&totals, 0.95),
+                timings.len()
+            );
+        }
+    }
+    println!();
+}
+
+/// Fills the log with `requests` gateway rows and `answers` answers over 30 days, in SQL.
+async fn generate_log(db: &Database, requests: u64, answers: u64) {
+    let now = askacme::store::now_ms();
+    let span = 30 * 86_400_000_i64;
+    db.execute_script(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {requests}) \
+         INSERT INTO requests (id, created_at_ms, key_id, endpoint, requested_model, deployment, \
+         provider, stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, \
+         cost_micro_usd, latency_ms, provider_latency_ms, status, http_status) \
+         SELECT 'gen_' || i, {now} - (i * 7919) % {span}, 'key_' || (i % 20), '/v1/chat/completions', \
+         CASE i % 3 WHEN 0 THEN 'strong' WHEN 1 THEN 'fast' ELSE 'embed' END, 'd' || (i % 3), 'local', 0, \
+         100 + i % 900, i % 200, 0, 0, i % 5000, 50 + i % 4000, 40 + i % 4000, 'success', 200 FROM n;\n\
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {answers}) \
+         INSERT INTO answers (request_id, created_at_ms, endpoint, key_id, session_id, user, question, \
+         answer, status, category, prompt_version, model, cache, cost_micro_usd, saved_micro_usd, \
+         latency_ms, escalated, stage_latency_json) \
+         SELECT 'ans_' || i, {now} - (i * 7919) % {span}, '/v1/ask', 'key_' || (i % 20), NULL, NULL, \
+         'Question number ' || (i % 5000) || '?', 'An answer.', \
+         CASE WHEN i % 10 = 0 THEN 'no_answer' WHEN i % 50 = 1 THEN 'filtered' ELSE 'success' END, \
+         'faq', 'ask_acme@v3', 'strong', CASE i % 4 WHEN 0 THEN 'exact' ELSE 'miss' END, i % 5000, 0, \
+         1000 + i % 8000, 0, \
+         '{{\"input_guard\":0.2,\"embed\":12.5,\"retrieve\":' || (i % 7) || '.5,\"generate\":' || (1000 + i % 8000) || '.0}}' \
+         FROM n;\n\
+         INSERT INTO feedback (request_id, created_at_ms, rating, comment, escalated) \
+         SELECT request_id, created_at_ms + 1000, CASE WHEN rowid % 3 = 0 THEN 'down' ELSE 'up' END, \
+         NULL, 0 FROM answers WHERE rowid % 25 = 0;"
+    ))
+    .await
+    .unwrap();
+}
+
+async fn dashboard() {
+    let (requests, answers) = (1_000_000, 200_000);
+    let (state, _dir) = app("").await;
+    let db = state.gateway.request_log().database().clone();
+    let started = Instant::now();
+    generate_log(&db, requests, answers).await;
+    let generated = started.elapsed().as_secs_f64();
+    println!(
+        "## Admin dashboard over {requests} gateway requests and {answers} answers (30 days; generated in {generated:.1} s)\n"
+    );
+    println!("| query | window 24h ms | window 7d ms | window 30d ms |");
+    println!("|---|---|---|---|");
+    type Query = for<'a> fn(
+        &'a Database,
+        i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+    let queries: [(&str, Query); 6] = [
+        ("whole dashboard (`stats::dashboard`)", |db, since| {
+            Box::pin(async move {
+                askacme::eval::stats::dashboard(db, since).await.unwrap();
+            })
+        }),
+        ("answers grouped by day", |db, since| {
+            Box::pin(async move {
+                db.answer_stats(since, Grouping::Day).await.unwrap();
+            })
+        }),
+        ("requests per day and model", |db, since| {
+            Box::pin(async move {
+                db.requests_by_day(since).await.unwrap();
+            })
+        }),
+        ("latency per stage", |db, since| {
+            Box::pin(async move {
+                db.stage_latencies(since).await.unwrap();
+            })
+        }),
+        ("top questions", |db, since| {
+            Box::pin(async move {
+                db.top_questions(since, None, 10).await.unwrap();
+            })
+        }),
+        ("recent feedback", |db, since| {
+            Box::pin(async move {
+                db.recent_feedback(since, 20).await.unwrap();
+            })
+        }),
+    ];
+    for (label, query) in queries {
+        let mut cells = Vec::new();
+        for window in ["24h", "7d", "30d"] {
+            let since =
+                askacme::eval::stats::since(askacme::config::parse_duration_ms(window).unwrap());
+            query(&db, since).await; // warm the page cache
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                let started = Instant::now();
+                query(&db, since).await;
+                runs.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            runs.sort_by(f64::total_cmp);
+            cells.push(format!("{:.0}", runs[1]));
+        }
+        println!("| {label} | {} |", cells.join(" | "));
+    }
+    println!("\nMedian of 3 runs after one warm-up, release build, SQLite in WAL mode.\n");
+}
