@@ -670,12 +670,14 @@ impl Assistant {
             None => self.prompts.active(&self.config.prompt)?,
         };
         // Every log row of this question (embedding, re-rank, answer) names the prompt version,
-        // the conversation and the user.
+        // the conversation and the user; a `no-store` question keeps its model calls out of
+        // the gateway's cache too, not only its answer out of the assistant's.
         let ctx = &RequestContext {
             prompt_version: Some(prompt.id()),
             configured_model: true,
             session_id: request.session_id.clone(),
             user: request.user.clone(),
+            cache: request.cache.or(ctx.cache),
             ..ctx.clone()
         };
         let mut turn = match self.guard_input(&request, ctx).await? {

@@ -554,3 +554,20 @@ async fn the_chat_and_the_dashboard_work_in_a_real_browser() {
         assert!(screenshots.join(page).is_file(), "{page}");
     }
 }
+
+/// `"cache": "no-store"` keeps the question's model calls out of the gateway's cache as well:
+/// before, the second of two such questions was answered from the first's cached completion.
+#[tokio::test]
+async fn a_no_store_question_reaches_the_model_every_time() {
+    let (fake, app) = fake_app("cited", "").await;
+    for _ in 0..2 {
+        let (status, _, answer) = ask(
+            &app,
+            json!({"question": "How long is parental leave?", "cache": "no-store"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["cache"], "bypass", "{answer:#}");
+    }
+    assert_eq!(fake.count("cited"), 2);
+}
