@@ -206,6 +206,18 @@ impl DeploymentHealth {
         admission
     }
 
+    /// Opens the breaker here for one cooldown from `now`.
+    fn trip(&self, inner: &mut Inner, now: Instant) {
+        let until = later(now, Duration::from_secs(self.breaker.cooldown_secs));
+        self.enter(
+            inner,
+            Breaker::Open {
+                until,
+                adopted: false,
+            },
+        );
+    }
+
     /// Moves the breaker to `breaker`, counting the transition.
     fn enter(&self, inner: &mut Inner, breaker: Breaker) {
         let counter = match breaker {
@@ -246,14 +258,7 @@ impl DeploymentHealth {
                     self.enter(&mut inner, Breaker::Closed);
                     inner.outcomes.clear();
                 } else {
-                    let until = later(now, Duration::from_secs(self.breaker.cooldown_secs));
-                    self.enter(
-                        &mut inner,
-                        Breaker::Open {
-                            until,
-                            adopted: false,
-                        },
-                    );
+                    self.trip(&mut inner, now);
                 }
             }
             // Late reports of calls admitted before the breaker opened change nothing.
@@ -266,14 +271,7 @@ impl DeploymentHealth {
                 if total >= u64::from(self.breaker.min_requests)
                     && failures as f64 >= self.breaker.failure_rate * total as f64
                 {
-                    let until = later(now, Duration::from_secs(self.breaker.cooldown_secs));
-                    self.enter(
-                        &mut inner,
-                        Breaker::Open {
-                            until,
-                            adopted: false,
-                        },
-                    );
+                    self.trip(&mut inner, now);
                     tracing::warn!(failures, total, "circuit breaker opened");
                 }
             }

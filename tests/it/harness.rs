@@ -292,6 +292,25 @@ impl Fake {
     }
 }
 
+/// A stream that sends `text` every 100 ms for 10 s and never finishes.
+fn endless_stream(model: String, text: &'static str) -> Response {
+    let chunks = futures::stream::iter(0..100).then(move |i| {
+        let model = model.clone();
+        async move {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+                           "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
+            Ok::<_, std::convert::Infallible>(format!("data: {c}\n\n"))
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(chunks))
+        .unwrap()
+}
+
 fn sse_body(events: Vec<String>) -> Response {
     let body: String = events.concat();
     Response::builder()
@@ -410,41 +429,13 @@ async fn openai_chat(
             return error_response(503, "warming up", None);
         }
         if stream {
-            let chunks = futures::stream::iter(0..100).then(move |i| {
-                let model = model.clone();
-                async move {
-                    if i > 0 {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
-                                   "choices": [{"index": 0, "delta": {"content": "word "}, "finish_reason": null}]});
-                    Ok::<_, std::convert::Infallible>(format!("data: {c}\n\n"))
-                }
-            });
-            return Response::builder()
-                .header("content-type", "text/event-stream")
-                .body(Body::from_stream(chunks))
-                .unwrap();
+            return endless_stream(model, "word ");
         }
     }
     // `slow-sentences`: a short sentence every 100 ms for 10 s, never finishing, for callers
     // that hang up mid-answer.
     if model == "slow-sentences" && stream {
-        let chunks = futures::stream::iter(0..100).then(move |i| {
-            let model = model.clone();
-            async move {
-                if i > 0 {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                let c = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
-                               "choices": [{"index": 0, "delta": {"content": "Leave is paid. "}, "finish_reason": null}]});
-                Ok::<_, std::convert::Infallible>(format!("data: {c}\n\n"))
-            }
-        });
-        return Response::builder()
-            .header("content-type", "text/event-stream")
-            .body(Body::from_stream(chunks))
-            .unwrap();
+        return endless_stream(model, "Leave is paid. ");
     }
     // `echo-system` / `echo-user` answer with the request's system / last user message, as a
     // model made to repeat its instructions would.
