@@ -2,13 +2,17 @@
 //!
 //! 1. Time to first text on the labelled handbook questions with the default local model:
 //!    the unstreamed answer's total, and a streamed answer's first delta and total, without
-//!    and with the prompt-prefix reuse, and with fewer sources (`kb.top_k = 2`); prompt and
-//!    reused tokens, and how many answers still contain the labelled fact.
-//! 2. The admin dashboard's figures over a generated log of 1M gateway requests and 200k
+//!    and with the prompt-prefix reuse, with fewer sources (`kb.top_k = 2`) and with sources
+//!    cut to their best sentences (`kb.passage_sentences`); prompt and reused tokens, and how
+//!    many answers still contain the labelled fact.
+//! 2. The same with a remote provider (a local server speaking OpenAI's streaming format that
+//!    waits before its first token, then sends a word at a time): the first delta against the
+//!    provider's own first token and the end of its first sentence.
+//! 3. The admin dashboard's figures over a generated log of 1M gateway requests and 200k
 //!    answers (30 days): the whole `stats::dashboard` and each of its queries.
 //!
-//! `ASKACME_BENCH_QUESTIONS=N` (default 20) limits section 1 to the first N answerable
-//! questions; `ASKACME_BENCH_SECTIONS=first-text,dashboard` picks sections.
+//! `ASKACME_BENCH_QUESTIONS=N` (default 20) limits sections 1 and 2 to the first N answerable
+//! questions; `ASKACME_BENCH_SECTIONS=first-text,remote,dashboard` picks sections.
 
 // A benchmark whose setup fails should stop loudly, not measure something else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -28,12 +32,15 @@ use support::{TempDir, app, ingest_roots, percentile, repo};
 
 fn main() {
     askacme::providers::install_tls_provider();
-    let sections =
-        std::env::var("ASKACME_BENCH_SECTIONS").unwrap_or_else(|_| "first-text,dashboard".into());
+    let sections = std::env::var("ASKACME_BENCH_SECTIONS")
+        .unwrap_or_else(|_| "first-text,remote,dashboard".into());
     let runtime = support::runtime();
     runtime.block_on(async {
         if sections.contains("first-text") {
             first_text().await;
+        }
+        if sections.contains("remote") {
+            remote_first_text().await;
         }
         if sections.contains("dashboard") {
             dashboard().await;
@@ -104,13 +111,18 @@ async fn timed(
     }
 }
 
-async fn first_text() {
+/// The first `ASKACME_BENCH_QUESTIONS` (default 20) answerable handbook questions.
+fn labelled_questions() -> Vec<askacme::eval::retrieval::LabelledQuestion> {
     let limit: usize = std::env::var("ASKACME_BENCH_QUESTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let set = LabelledSet::load(&repo("evals/handbook_questions.toml")).unwrap();
-    let questions: Vec<_> = set.questions.iter().take(limit).collect();
+    set.questions.into_iter().take(limit).collect()
+}
+
+async fn first_text() {
+    let questions = labelled_questions();
     println!(
         "## Time to first text (`strong`, {} answerable handbook questions, no cache)\n",
         questions.len()
@@ -126,6 +138,14 @@ async fn first_text() {
         ),
         ("prefix reuse", ""),
         ("prefix reuse, kb.top_k = 2", "[kb]\ntop_k = 2\n"),
+        (
+            "prefix reuse, kb.passage_sentences = 3",
+            "[kb]\npassage_sentences = 3\n",
+        ),
+        (
+            "prefix reuse, kb.passage_sentences = 2",
+            "[kb]\npassage_sentences = 2\n",
+        ),
     ];
     let mut baseline_total = None;
     for (label, extra) in configurations {
@@ -181,6 +201,157 @@ async fn first_text() {
                 p(&totals, 0.5),
                 p(&totals, 0.95),
                 timings.len()
+            );
+        }
+    }
+    println!();
+}
+
+/// How long the remote provider takes before its first token, and between words.
+const REMOTE_FIRST_TOKEN_MS: u64 = 400;
+const REMOTE_WORD_MS: u64 = 25;
+
+/// When the remote provider sent its first token and the word that ends its first sentence.
+#[derive(Default, Clone, Copy)]
+struct Sent {
+    first_token: Option<Instant>,
+    first_sentence: Option<Instant>,
+}
+
+/// A remote provider speaking OpenAI's streaming chat format: after `REMOTE_FIRST_TOKEN_MS` it
+/// sends the first two sentences of source [1] of the prompt, each cited `[1]`, a word every
+/// `REMOTE_WORD_MS`, recording into `sent`. Returns its `/v1` base URL.
+async fn remote_provider(sent: Arc<std::sync::Mutex<Sent>>) -> String {
+    use axum::response::IntoResponse;
+    let handler = move |axum::Json(body): axum::Json<serde_json::Value>| {
+        let sent = sent.clone();
+        async move {
+            let prompt = body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            // The line after "[1] title - heading" is source 1's text.
+            let source = prompt
+                .lines()
+                .skip_while(|l| !l.starts_with("[1] "))
+                .nth(1)
+                .unwrap_or("I don't have that information.");
+            let answer: String = source
+                .split_inclusive(". ")
+                .take(2)
+                .map(|s| format!("{} [1]. ", s.trim().trim_end_matches('.')))
+                .collect();
+            let words: Vec<String> = answer.split_inclusive(' ').map(str::to_owned).collect();
+            *sent.lock().unwrap() = Sent::default();
+            let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+                let body = serde_json::json!({
+                    "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
+                    "model": "remote", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                });
+                bytes::Bytes::from(format!("data: {body}\n\n"))
+            };
+            let mut frames = Vec::new();
+            for word in &words {
+                frames.push((
+                    word.clone(),
+                    chunk(serde_json::json!({"content": word}), None),
+                ));
+            }
+            frames.push((String::new(), chunk(serde_json::json!({}), Some("stop"))));
+            let usage = serde_json::json!({
+                "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
+                "model": "remote", "choices": [],
+                "usage": {"prompt_tokens": prompt.len() / 4, "completion_tokens": words.len(), "total_tokens": prompt.len() / 4 + words.len()},
+            });
+            frames.push((
+                String::new(),
+                bytes::Bytes::from(format!("data: {usage}\n\ndata: [DONE]\n\n")),
+            ));
+            let stream =
+                futures::stream::unfold((frames.into_iter(), true), move |(mut frames, first)| {
+                    let sent = sent.clone();
+                    async move {
+                        let (word, frame) = frames.next()?;
+                        let wait = if first {
+                            REMOTE_FIRST_TOKEN_MS
+                        } else {
+                            REMOTE_WORD_MS
+                        };
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                        let mut record = sent.lock().unwrap();
+                        if !word.is_empty() {
+                            record.first_token.get_or_insert_with(Instant::now);
+                            if word.trim_end().ends_with("].") {
+                                record.first_sentence.get_or_insert_with(Instant::now);
+                            }
+                        }
+                        drop(record);
+                        Some((Ok::<_, std::convert::Infallible>(frame), (frames, false)))
+                    }
+                });
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
+    };
+    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/v1")
+}
+
+async fn remote_first_text() {
+    let questions = labelled_questions();
+    let sent = Arc::new(std::sync::Mutex::new(Sent::default()));
+    let base_url = remote_provider(sent.clone()).await;
+    let (state, _dir) = app_with_handbook(&format!(
+        "[providers.remote]\nkind = \"openai\"\nbase_url = \"{base_url}\"\n\
+         [deployments.remote-model]\nprovider = \"remote\"\nmodel = \"remote\"\n\
+         price = {{ input = 0.15, output = 0.6 }}\n\
+         [aliases]\nstrong = [\"remote-model\"]\n[assistant.routes]\n{}",
+        support::routes_to("strong")
+    ))
+    .await;
+    let assistant = state.assistant().await.unwrap();
+    let (mut after_token, mut after_sentence) = (Vec::new(), Vec::new());
+    for q in &questions {
+        let started = Instant::now();
+        let timing = timed(&state, &assistant, &q.q, &q.fact, true).await;
+        let record = *sent.lock().unwrap();
+        let (Some(first), Some(token), Some(sentence)) = (
+            timing.first_delta_ms,
+            record.first_token,
+            record.first_sentence,
+        ) else {
+            continue;
+        };
+        let at = |instant: Instant| instant.duration_since(started).as_secs_f64() * 1000.0;
+        after_token.push(first - at(token));
+        after_sentence.push(first - at(sentence));
+    }
+    after_token.sort_by(f64::total_cmp);
+    after_sentence.sort_by(f64::total_cmp);
+    println!(
+        "## Time to first text with a remote provider ({} of {} questions streamed a first delta; provider: first token after {REMOTE_FIRST_TOKEN_MS} ms, then a word every {REMOTE_WORD_MS} ms)\n",
+        after_token.len(),
+        questions.len()
+    );
+    println!("| first delta after | p50 ms | p95 ms |");
+    println!("|---|---|---|");
+    for (label, values) in [
+        ("the provider's first token", &after_token),
+        ("the provider's end of the first sentence", &after_sentence),
+    ] {
+        if !values.is_empty() {
+            println!(
+                "| {label} | {:.1} | {:.1} |",
+                percentile(values, 0.5),
+                percentile(values, 0.95)
             );
         }
     }

@@ -188,6 +188,9 @@ pub struct KbConfig {
     pub rerank: RerankMode,
     /// How many fused hits the re-ranker scores (then `top_k` are kept).
     pub rerank_candidates: usize,
+    /// Each source put in the prompt is cut to its this many sentences closest to the
+    /// question (in their order); 0 sends whole chunks.
+    pub passage_sentences: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -563,6 +566,7 @@ impl Config {
             self.kb.top_k..=1000,
         )?;
         check_range("kb.candidates", self.kb.candidates, 1..=10_000)?;
+        check_range("kb.passage_sentences", self.kb.passage_sentences, 0..=100)?;
         check_range("kb.rrf_k", self.kb.rrf_k, 1.0..=10_000.0)?;
         self.check_model("kb.embedding_model", &self.kb.embedding_model)?;
         if !self.cache.semantic_verify_model.is_empty() {
@@ -1050,6 +1054,7 @@ mod tests {
             ("[kb]\ntop_k = 0", "kb.top_k"),
             ("[kb]\nrerank = \"llm\"", "kb.rerank"),
             ("[kb]\nrerank_candidates = 2", "kb.rerank_candidates"),
+            ("[kb]\npassage_sentences = 101", "kb.passage_sentences"),
             ("[kb]\nembedding_model = \"nope\"", "kb.embedding_model"),
             (
                 "[cache]\nsemantic_verify_model = \"nope\"",

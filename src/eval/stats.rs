@@ -1,7 +1,7 @@
 //! Production figures over the assistant's recorded answers, for `askacme stats` and
 //! `GET /admin/stats` (one implementation): answer / no_answer / filtered rates, thumbs-up,
 //! rephrase and escalation rates, cache hit rates, spend and spend saved, latency
-//! percentiles, and the questions most often left unanswered (knowledge gaps for the
+//! percentiles (interpolated in the store's histograms), and the questions most often left unanswered (knowledge gaps for the
 //! documents' owners). Evaluation runs are left out.
 
 use std::fmt::Write;
@@ -146,21 +146,6 @@ pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreE
             .map(|(question, times)| QuestionCount { question, times })
             .collect()
     };
-    let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
-    for json in db.stage_latencies(since_ms).await? {
-        let Ok(serde_json::Value::Object(latencies)) = serde_json::from_str(&json) else {
-            continue;
-        };
-        for (stage, ms) in latencies {
-            let Some(ms) = ms.as_f64().filter(|ms| *ms > 0.0) else {
-                continue;
-            };
-            match stages.iter_mut().find(|(name, _)| *name == stage) {
-                Some((_, values)) => values.push(ms),
-                None => stages.push((stage, vec![ms])),
-            }
-        }
-    }
     let runs = db
         .eval_runs(None, RECENT)
         .await?
@@ -201,12 +186,14 @@ pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreE
         by_key: grouped(Grouping::Key).await?,
         by_prompt_version: grouped(Grouping::PromptVersion).await?,
         requests_by_day: db.requests_by_day(since_ms).await?,
-        stages: stages
+        stages: db
+            .stage_latencies(since_ms)
+            .await?
             .into_iter()
-            .map(|(stage, mut values)| StageFigures {
+            .map(|(stage, latency)| StageFigures {
                 stage,
-                p50_ms: percentile(&mut values, 0.5),
-                p95_ms: percentile(&mut values, 0.95),
+                p50_ms: latency.quantile(0.5),
+                p95_ms: latency.quantile(0.95),
             })
             .collect(),
         top_questions: listed(db.top_questions(since_ms, None, TOP_QUESTIONS).await?),
@@ -220,26 +207,14 @@ pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreE
     })
 }
 
-/// The `q` quantile (nearest rank) of `values`, sorting them; 0 for none.
-fn percentile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_unstable_by(|a, b| a.total_cmp(b));
-    let n = values.len();
-    values
-        .get(((n as f64 * q) as usize).min(n.saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
-}
-
 /// The start of a window ending now.
 pub fn since(window_ms: i64) -> i64 {
     now_ms().saturating_sub(window_ms)
 }
 
-fn figures(mut counts: AnswerGroup) -> GroupFigures {
+fn figures(counts: AnswerGroup) -> GroupFigures {
     let share = |n: u64| n as f64 / counts.answers.max(1) as f64;
     let rated = counts.thumbs_up + counts.thumbs_down;
-    let p50 = percentile(&mut counts.latencies_ms, 0.5);
-    let p95 = percentile(&mut counts.latencies_ms, 0.95);
     GroupFigures {
         answer_rate: share(counts.success),
         no_answer_rate: share(counts.no_answer),
@@ -249,8 +224,8 @@ fn figures(mut counts: AnswerGroup) -> GroupFigures {
         escalation_rate: share(counts.escalated),
         exact_hit_rate: share(counts.exact_hits),
         semantic_hit_rate: share(counts.semantic_hits),
-        latency_p50_ms: p50,
-        latency_p95_ms: p95,
+        latency_p50_ms: counts.latency.quantile(0.5),
+        latency_p95_ms: counts.latency.quantile(0.95),
         counts,
     }
 }
@@ -315,6 +290,7 @@ pub fn table(report: &StatsReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Histogram;
 
     #[test]
     fn durations_and_groupings_parse_or_say_why_not() {
@@ -339,7 +315,7 @@ mod tests {
             thumbs_up: 1,
             thumbs_down: 1,
             rephrased: 1,
-            latencies_ms: vec![40.0, 10.0, 30.0, 20.0],
+            latency: Histogram::of(&[40.0, 10.0, 30.0, 20.0]),
             ..AnswerGroup::default()
         });
         assert_eq!(
@@ -348,7 +324,13 @@ mod tests {
         );
         assert_eq!(g.thumbs_up_rate, Some(0.5));
         assert_eq!(g.rephrase_rate, 0.25);
-        assert_eq!((g.latency_p50_ms, g.latency_p95_ms), (30.0, 40.0));
+        // Interpolated within the histogram's buckets (15–20 ms, 30–50 ms).
+        assert_eq!(g.latency_p50_ms, 20.0);
+        assert!(
+            (g.latency_p95_ms - 46.0).abs() < 1e-6,
+            "{}",
+            g.latency_p95_ms
+        );
         assert_eq!(figures(AnswerGroup::default()).thumbs_up_rate, None);
     }
 }

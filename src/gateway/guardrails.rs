@@ -237,6 +237,7 @@ impl Policy {
         original: &ChatRequest,
         redaction: Redaction,
         chunks: ChunkStream,
+        stopped: StreamStop,
     ) -> ChunkStream {
         let guard = StreamGuard {
             said: Said::of(original),
@@ -245,15 +246,15 @@ impl Policy {
             gate: SentenceGate::new(),
             released: String::new(),
             header: Default::default(),
-            blocked: false,
+            stopped,
         };
         futures::stream::unfold((chunks, guard), |(mut chunks, mut guard)| async move {
             loop {
                 let mut chunk = match chunks.next().await {
                     Some(Ok(chunk)) => chunk,
-                    Some(Err(e)) if !guard.blocked => return Some((Err(e), (chunks, guard))),
+                    Some(Err(e)) if !guard.is_stopped() => return Some((Err(e), (chunks, guard))),
                     Some(Err(_)) => return None,
-                    None if guard.blocked => return None,
+                    None if guard.is_stopped() => return None,
                     None => {
                         // Upstream ended without a finish chunk: what is left, checked; the
                         // stream's own end handling says how it ended.
@@ -262,7 +263,7 @@ impl Policy {
                         return Some((Ok(chunk), (chunks, guard)));
                     }
                 };
-                if guard.blocked {
+                if guard.is_stopped() {
                     if chunk.usage.is_some() {
                         chunk.choices.clear();
                         return Some((Ok(chunk), (chunks, guard)));
@@ -304,6 +305,10 @@ impl Policy {
     }
 }
 
+/// Where a guarded stream says why it stopped (`name:output:reason`, as `Policy::label`), for
+/// the request's log row, written when the stream ends.
+pub type StreamStop = Arc<std::sync::OnceLock<String>>;
+
 /// A guarded stream's state: the text held back and the text released so far.
 struct StreamGuard {
     policy: Arc<Policy>,
@@ -313,11 +318,15 @@ struct StreamGuard {
     released: String,
     /// The last chunk's id, object, created and model, for a chunk the guard adds.
     header: (String, String, u64, String),
-    /// A sentence failed: nothing more is released.
-    blocked: bool,
+    /// Set when a sentence failed: nothing more is released.
+    stopped: StreamStop,
 }
 
 impl StreamGuard {
+    fn is_stopped(&self) -> bool {
+        self.stopped.get().is_some()
+    }
+
     /// A chunk with nothing in it, from the same stream as the last one.
     fn empty_chunk(&self) -> ChatChunk {
         let (id, object, created, model) = self.header.clone();
@@ -352,7 +361,7 @@ impl StreamGuard {
                 detail = verdict.detail,
                 "guardrail stopped a stream"
             );
-            self.blocked = true;
+            let _ = self.stopped.set(self.policy.label("output", &verdict));
             chunk.choices.truncate(1);
             chunk.choices[0].delta = Delta::default();
             chunk.choices[0].finish_reason = Some(FinishReason::ContentFilter);

@@ -43,14 +43,11 @@ pub struct RequestLog {
     spill: Arc<Spill>,
 }
 
-/// What a row tells the metrics: a cache hit and what it saved, a guard's verdict, personal
-/// values redacted. (Model calls are counted where they are made, which knows the operation.)
+/// What a row tells the metrics: a cache hit and what it saved, a guard's verdict. (Model
+/// calls are counted where they are made, which knows the operation; redactions where the
+/// question is guarded, which sees every question, not only those that call a model.)
 fn observe(row: &RequestRecord) {
     use crate::telemetry::metrics;
-    // A question's rows all carry its redactions; count them once, on its own row.
-    if row.redactions > 0 && !row.id.contains('.') {
-        metrics::redactions(row.redactions);
-    }
     if let Some(guard) = &row.guard {
         let mut parts = guard.splitn(3, ':');
         let (policy, stage, reason) = (

@@ -548,8 +548,13 @@ impl Gateway {
                 .await;
             note_auto(&mut row, decision.as_ref());
             let ((mut chunks, redaction), deployment) = result?;
+            let mut stopped = None;
             if let Some((_, policy)) = guarded {
-                chunks = policy.clone().guard_stream(&request, redaction, chunks);
+                let stop = guardrails::StreamStop::default();
+                chunks = policy
+                    .clone()
+                    .guard_stream(&request, redaction, chunks, stop.clone());
+                stopped = Some(stop);
             }
             Ok(Opened::Upstream {
                 chunks,
@@ -557,6 +562,7 @@ impl Gateway {
                 hold,
                 cache_key,
                 prompt_estimate,
+                stopped,
             })
         }
         .instrument(span.clone())
@@ -582,6 +588,7 @@ impl Gateway {
                         hold: access::Hold::none(),
                         store: None,
                         prompt_estimate: 0,
+                        stopped: None,
                     },
                 ),
                 include_usage,
@@ -594,6 +601,7 @@ impl Gateway {
                 hold,
                 cache_key,
                 prompt_estimate,
+                stopped,
             }) => {
                 let status = if cache_key.is_some() {
                     CacheStatus::Miss
@@ -610,6 +618,7 @@ impl Gateway {
                             hold,
                             store: cache_key.map(|key| (self.cache.clone(), key)),
                             prompt_estimate,
+                            stopped,
                         },
                     ),
                     include_usage,
@@ -905,6 +914,7 @@ enum Opened {
         hold: access::Hold,
         cache_key: Option<String>,
         prompt_estimate: u64,
+        stopped: Option<guardrails::StreamStop>,
     },
 }
 

@@ -33,6 +33,8 @@ pub(super) struct Settlement {
     /// usage (the stream broke or the caller left before the usage chunk), because the
     /// upstream has read and charged the prompt all the same.
     pub prompt_estimate: u64,
+    /// Set by the stream's guardrail when it stopped the reply.
+    pub stopped: Option<super::guardrails::StreamStop>,
 }
 
 /// The streamed answer put back together, to cache it once it completed.
@@ -185,6 +187,9 @@ impl Tracker {
             runtime.spawn(hold.book_tokens(tokens));
         }
         self.row.status = status;
+        if let Some(label) = self.settlement.stopped.as_ref().and_then(|s| s.get()) {
+            self.row.guard = Some(label.clone());
+        }
         if let Some(error) = error {
             fail_row(&mut self.row, error);
         }

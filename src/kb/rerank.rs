@@ -1,8 +1,12 @@
-//! Optional second-stage ranking (`[kb] rerank = "embedding"`): a chunk is re-scored by its
-//! single sentence closest to the question. A chunk's embedding averages every sentence in it,
-//! so a long section whose one relevant sentence is drowned by the rest ranks lower than it
-//! should; the sentence-level score recovers it. Costs one embedding call over the sentences
-//! of the first `rerank_candidates` hits.
+//! Sentence-level second looks at the fused hits, both scoring each sentence of a chunk against
+//! the question with one embedding call:
+//!
+//! - `by_best_sentence` (`[kb] rerank = "embedding"`): a chunk is re-scored by its single
+//!   sentence closest to the question. A chunk's embedding averages every sentence in it, so a
+//!   long section whose one relevant sentence is drowned by the rest ranks lower than it should;
+//!   the sentence-level score recovers it.
+//! - `to_best_passages` (`[kb] passage_sentences = N`): each chunk is cut to its N sentences
+//!   closest to the question, in their order, so the model prefills fewer tokens.
 
 use super::embed::TextEmbedder;
 use super::search::Hit;
@@ -13,6 +17,38 @@ use crate::models::embedder::cosine;
 /// Sentences shorter than this (headings, list stubs) are not scored on their own.
 const MIN_SENTENCE_CHARS: usize = 20;
 
+/// Every scorable sentence of each hit with its similarity to the question, per hit.
+async fn sentence_scores<'h>(
+    embedder: &dyn TextEmbedder,
+    question_vector: &[f32],
+    hits: &'h [Hit],
+    ctx: &RequestContext,
+) -> Result<Vec<Vec<(&'h str, f32)>>, GatewayError> {
+    let per_hit: Vec<Vec<&str>> = hits
+        .iter()
+        .map(|hit| split_sentences(&hit.chunk.chunk.text).collect())
+        .collect();
+    let all: Vec<String> = per_hit.iter().flatten().map(|s| (*s).to_owned()).collect();
+    let mut vectors = if all.is_empty() {
+        Vec::new()
+    } else {
+        embedder.embed(all, ctx).await?
+    }
+    .into_iter();
+    Ok(per_hit
+        .into_iter()
+        .map(|sentences| {
+            sentences
+                .into_iter()
+                .map(|s| {
+                    let score = vectors.next().map_or(0.0, |v| cosine(&v, question_vector));
+                    (s, score)
+                })
+                .collect()
+        })
+        .collect())
+}
+
 /// Re-orders `hits` by their best sentence's similarity to the question, best first. Hits
 /// with no scorable sentence keep their chunk similarity.
 pub async fn by_best_sentence(
@@ -21,21 +57,17 @@ pub async fn by_best_sentence(
     mut hits: Vec<Hit>,
     ctx: &RequestContext,
 ) -> Result<Vec<Hit>, GatewayError> {
-    let mut owners = Vec::new();
-    let mut sentences = Vec::new();
-    for (i, hit) in hits.iter().enumerate() {
-        for sentence in split_sentences(&hit.chunk.chunk.text) {
-            owners.push(i);
-            sentences.push(sentence.to_owned());
-        }
-    }
-    let mut best: Vec<f32> = hits.iter().map(|h| h.similarity.unwrap_or(0.0)).collect();
-    if !sentences.is_empty() {
-        let vectors = embedder.embed(sentences, ctx).await?;
-        for (owner, vector) in owners.into_iter().zip(vectors) {
-            best[owner] = best[owner].max(cosine(&vector, question_vector));
-        }
-    }
+    let best: Vec<f32> = sentence_scores(embedder, question_vector, &hits, ctx)
+        .await?
+        .iter()
+        .zip(&hits)
+        .map(|(sentences, hit)| {
+            sentences
+                .iter()
+                .map(|(_, score)| *score)
+                .fold(hit.similarity.unwrap_or(0.0), f32::max)
+        })
+        .collect();
     let mut scored: Vec<(f32, Hit)> = best.into_iter().zip(hits.drain(..)).collect();
     // Stable: equal scores keep the fused order.
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -46,6 +78,44 @@ pub async fn by_best_sentence(
             hit
         })
         .collect())
+}
+
+/// Cuts each hit's text to its `keep` sentences closest to the question, in their order, one
+/// per line. A chunk with no more scorable sentences than that is left whole (its headings and
+/// short lines included).
+pub async fn to_best_passages(
+    embedder: &dyn TextEmbedder,
+    question_vector: &[f32],
+    hits: &mut [Hit],
+    keep: usize,
+    ctx: &RequestContext,
+) -> Result<(), GatewayError> {
+    let passages: Vec<Option<String>> = sentence_scores(embedder, question_vector, hits, ctx)
+        .await?
+        .into_iter()
+        .map(|sentences| {
+            if sentences.len() <= keep {
+                return None;
+            }
+            let mut ranked: Vec<usize> = (0..sentences.len()).collect();
+            ranked.sort_by(|&a, &b| sentences[b].1.total_cmp(&sentences[a].1));
+            ranked.truncate(keep);
+            ranked.sort_unstable();
+            Some(
+                ranked
+                    .into_iter()
+                    .map(|i| sentences[i].0)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })
+        .collect();
+    for (hit, passage) in hits.iter_mut().zip(passages) {
+        if let Some(passage) = passage {
+            hit.chunk.chunk.text = passage;
+        }
+    }
+    Ok(())
 }
 
 fn split_sentences(text: &str) -> impl Iterator<Item = &str> {
@@ -106,5 +176,27 @@ mod tests {
             .unwrap();
         assert_eq!(reranked[0].chunk.id, 2);
         assert!(reranked[0].score > 0.9, "{}", reranked[0].score);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_is_cut_to_its_closest_sentences_in_their_order() {
+        let ctx = RequestContext::new("test", "test");
+        let question = HashEmbedder
+            .embed(vec!["How many weeks of parental leave?".into()], &ctx)
+            .await
+            .unwrap()
+            .remove(0);
+        let long = "Parental leave is paid by the company. Employees may bring a dog on Fridays. \
+                    Twenty weeks of parental leave apply to the primary caregiver. The canteen opens at noon.";
+        let short = "Offices open on weekdays at eight.";
+        let mut hits = vec![hit(1, long, 0.5), hit(2, short, 0.4)];
+        to_best_passages(&HashEmbedder, &question, &mut hits, 2, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(
+            hits[0].chunk.chunk.text,
+            "Parental leave is paid by the company.\nTwenty weeks of parental leave apply to the primary caregiver."
+        );
+        assert_eq!(hits[1].chunk.chunk.text, short, "nothing to cut");
     }
 }

@@ -535,6 +535,7 @@ impl Assistant {
                 top_k: config.kb.top_k,
                 rerank: config.kb.rerank,
                 rerank_candidates: config.kb.rerank_candidates,
+                passage_sentences: config.kb.passage_sentences,
             },
             input_guard: InputGuard::new(head)?,
             output_guard: OutputGuard::new(
@@ -686,8 +687,13 @@ impl Assistant {
                 return Ok((self.refuse(verdict, stages, prompt, ctx), Vec::new()));
             }
         };
+        let redactions = turn.redaction.len() as u64;
+        if redactions > 0 {
+            // Counted here, once per question, whether or not a model is called after.
+            crate::telemetry::metrics::redactions(redactions);
+        }
         let ctx = &RequestContext {
-            redactions: turn.redaction.len() as u64,
+            redactions,
             ..ctx.clone()
         };
         self.follow_up(&request, &mut turn, ctx).await?;

@@ -33,6 +33,8 @@ pub struct Settings {
     pub top_k: usize,
     pub rerank: RerankMode,
     pub rerank_candidates: usize,
+    /// `[kb] passage_sentences`: 0 keeps whole chunks.
+    pub passage_sentences: usize,
 }
 
 /// A fixed context as the only source (an evaluation case's `context`): what retrieval would
@@ -79,6 +81,16 @@ pub async fn retrieve(
         retrieved.retrieval.hits =
             rerank::by_best_sentence(retriever.embedder(), vector, hits, ctx).await?;
         retrieved.retrieval.hits.truncate(settings.top_k);
+    }
+    if settings.passage_sentences > 0 {
+        rerank::to_best_passages(
+            retriever.embedder(),
+            vector,
+            &mut retrieved.retrieval.hits,
+            settings.passage_sentences,
+            ctx,
+        )
+        .await?;
     }
     Ok(retrieved)
 }

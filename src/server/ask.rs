@@ -46,7 +46,7 @@ pub async fn ask(
         Ok(answer) => {
             let waited = answer.stage_latency_ms.embed + answer.stage_latency_ms.generate;
             let cache = answer.cache;
-            let model = ModelLabel(answer.model.clone().unwrap_or_default());
+            let model = ModelLabel::new(answer.model.clone().unwrap_or_default());
             let mut response = Json(answer).into_response();
             let extensions = response.extensions_mut();
             extensions.insert(ProviderTime(Duration::from_secs_f64(waited / 1000.0)));
@@ -86,21 +86,30 @@ async fn streamed(assistant: Arc<Assistant>, request: AskRequest, ctx: RequestCo
         Some((events, state))
     });
     let mut timed = false;
+    let model = ModelLabel::default();
+    let answered = model.clone();
     let events = futures::stream::iter([first])
         .chain(rest)
         .inspect(move |batch| {
-            let delta = batch
-                .iter()
-                .any(|o| matches!(o, Outcome::Event(AskEvent::Delta(_))));
-            if delta && !timed {
-                timed = true;
-                crate::telemetry::metrics::first_delta(started.elapsed().as_secs_f64());
+            for outcome in batch {
+                match outcome {
+                    Outcome::Event(AskEvent::Delta(_)) if !timed => {
+                        timed = true;
+                        crate::telemetry::metrics::first_delta(started.elapsed().as_secs_f64());
+                    }
+                    Outcome::Done(answer) => {
+                        answered.set(answer.model.clone().unwrap_or_default());
+                    }
+                    _ => {}
+                }
             }
         })
         .flat_map(|batch| futures::stream::iter(batch.into_iter().map(Outcome::event)));
-    Sse::new(events)
+    let mut response = Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response();
+    response.extensions_mut().insert(model);
+    response
 }
 
 /// One item of a streamed answer.

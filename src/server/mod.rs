@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
@@ -153,8 +154,38 @@ pub struct RequestId(pub String);
 pub struct ProviderTime(pub Duration);
 
 /// Set by handlers on their response: the model it was for, a label of the request metrics.
-#[derive(Clone)]
-pub struct ModelLabel(pub String);
+/// A streamed answer learns its model while the body is sent: it sets the label then, and the
+/// request is measured when its stream ends.
+#[derive(Clone, Default)]
+pub struct ModelLabel(Arc<std::sync::OnceLock<String>>);
+
+impl ModelLabel {
+    pub fn new(model: String) -> Self {
+        let label = Self::default();
+        label.set(model);
+        label
+    }
+
+    /// The first model set wins.
+    pub fn set(&self, model: String) {
+        let _ = self.0.set(model);
+    }
+
+    fn get(&self) -> &str {
+        self.0.get().map_or("", String::as_str)
+    }
+}
+
+/// Runs its function when dropped: the end of a streamed body, however it ends.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
 
 /// Gives every request its id, its span (the root of its trace, joining the caller's W3C
 /// `traceparent`), and its metrics: duration by route, model and status, and our overhead.
@@ -194,14 +225,8 @@ async fn request_id_and_overhead(mut request: Request, next: Next) -> Response {
     let model = response
         .extensions()
         .get::<ModelLabel>()
-        .map_or("", |m| m.0.as_str());
-    crate::telemetry::metrics::http_request(
-        &route,
-        model,
-        status,
-        started.elapsed().as_secs_f64(),
-        overhead.as_secs_f64(),
-    );
+        .cloned()
+        .unwrap_or_default();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);
@@ -209,7 +234,33 @@ async fn request_id_and_overhead(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
         headers.insert(OVERHEAD_MS, value);
     }
-    response
+    let measure = move || {
+        crate::telemetry::metrics::http_request(
+            &route,
+            model.get(),
+            status,
+            started.elapsed().as_secs_f64(),
+            overhead.as_secs_f64(),
+        );
+    };
+    let streamed = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streamed {
+        measure();
+        return response;
+    }
+    // Measured when the stream ends, before its end reaches the client, or when the client
+    // leaves (the guard is dropped with the body).
+    let at_end = OnDrop(Some(measure));
+    let end = futures::stream::once(async move { drop(at_end) })
+        .filter_map(|()| async { None::<Result<Bytes, axum::Error>> });
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        axum::body::Body::from_stream(body.into_data_stream().chain(end)),
+    )
 }
 
 /// A JSON body whose every failure is an OpenAI-style 4xx: unreadable or oversized bodies, bad

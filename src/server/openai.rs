@@ -30,7 +30,7 @@ pub async fn chat_completions(
 ) -> Response {
     let mut ctx = RequestContext::new(id, "/v1/chat/completions").with_caller(caller);
     ctx.cache = cache_directive(&headers);
-    let model = ModelLabel(request.model.clone());
+    let model = ModelLabel::new(request.model.clone());
     let mut response = chat(&state, request, &ctx).await;
     response.extensions_mut().insert(model);
     response
@@ -153,7 +153,7 @@ pub async fn embeddings(
     .into_response();
     let extensions = response.extensions_mut();
     extensions.insert(ProviderTime(result.provider_time));
-    extensions.insert(ModelLabel(model));
+    extensions.insert(ModelLabel::new(model));
     Ok(response)
 }
 

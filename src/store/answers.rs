@@ -1,6 +1,6 @@
 //! The assistant's answers as production signals: one row per answer, what followed it
-//! (rephrased, escalated), the figures `askacme stats` and `/admin/stats` show, and the blinded
-//! items and ratings of human evaluation.
+//! (rephrased, escalated), its feedback, and the blinded items and ratings of human evaluation.
+//! The figures over them are `rollup`'s.
 
 use sqlx::Row;
 
@@ -48,16 +48,6 @@ pub struct FeedbackItem {
     pub created_at_ms: i64,
 }
 
-/// Gateway calls of one day and model.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DailyRequests {
-    /// `YYYY-MM-DD`, UTC.
-    pub day: String,
-    pub model: String,
-    pub requests: u64,
-    pub cost_micro_usd: u64,
-}
-
 /// One earlier turn of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationTurn {
@@ -83,52 +73,6 @@ pub struct HumanRating {
     /// 1–5.
     pub rating: u8,
     pub comment: Option<String>,
-}
-
-/// How `answer_stats` groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grouping {
-    All,
-    Day,
-    PromptVersion,
-    Model,
-    Category,
-    Key,
-}
-
-impl Grouping {
-    fn column(self) -> &'static str {
-        match self {
-            Grouping::All => "'all'",
-            Grouping::Day => "strftime('%Y-%m-%d', a.created_at_ms / 1000, 'unixepoch')",
-            Grouping::PromptVersion => "a.prompt_version",
-            Grouping::Model => "COALESCE(a.model, '(none)')",
-            Grouping::Category => "a.category",
-            Grouping::Key => "COALESCE(a.key_id, '(none)')",
-        }
-    }
-}
-
-/// The figures of one group of answers.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct AnswerGroup {
-    pub group: String,
-    pub answers: u64,
-    pub success: u64,
-    pub no_answer: u64,
-    pub filtered: u64,
-    pub output_filtered: u64,
-    pub thumbs_up: u64,
-    pub thumbs_down: u64,
-    pub rephrased: u64,
-    pub escalated: u64,
-    pub exact_hits: u64,
-    pub semantic_hits: u64,
-    pub cost_micro_usd: u64,
-    pub saved_micro_usd: u64,
-    /// Every answer's latency, for percentiles.
-    #[serde(skip)]
-    pub latencies_ms: Vec<f64>,
 }
 
 // Production figures leave out evaluation runs, which answer through `eval/…` endpoints
@@ -263,101 +207,6 @@ impl Database {
         row.as_ref().map(answer_row).transpose()
     }
 
-    /// Production answers since `since_ms`, grouped.
-    pub async fn answer_stats(
-        &self,
-        since_ms: i64,
-        by: Grouping,
-    ) -> Result<Vec<AnswerGroup>, StoreError> {
-        let sql = format!(
-            "SELECT {group} AS grp, COUNT(*) AS answers, \
-             SUM(a.status = 'success') AS success, SUM(a.status = 'no_answer') AS no_answer, \
-             SUM(a.status = 'filtered') AS filtered, \
-             SUM(a.status = 'output_filtered') AS output_filtered, \
-             SUM(f.rating = 'up') AS thumbs_up, SUM(f.rating = 'down') AS thumbs_down, \
-             SUM(a.rephrased_at_ms IS NOT NULL) AS rephrased, \
-             SUM(a.escalated = 1 OR COALESCE(f.escalated, 0) = 1) AS escalated, \
-             SUM(a.cache = 'exact') AS exact_hits, SUM(a.cache = 'semantic') AS semantic_hits, \
-             SUM(a.cost_micro_usd) AS cost, SUM(a.saved_micro_usd) AS saved, \
-             GROUP_CONCAT(a.latency_ms) AS latencies \
-             FROM answers a LEFT JOIN feedback f ON f.request_id = a.request_id \
-             WHERE a.created_at_ms >= ? AND a.endpoint NOT LIKE 'eval/%' \
-             GROUP BY grp ORDER BY grp",
-            group = by.column()
-        );
-        // The grouping expression is one of `Grouping::column`'s constants.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let count = |name: &str| -> Result<u64, StoreError> {
-                    Ok(row.try_get::<Option<i64>, _>(name)?.unwrap_or(0).max(0) as u64)
-                };
-                let latencies: Option<String> = row.try_get("latencies")?;
-                Ok(AnswerGroup {
-                    group: row.try_get("grp")?,
-                    answers: count("answers")?,
-                    success: count("success")?,
-                    no_answer: count("no_answer")?,
-                    filtered: count("filtered")?,
-                    output_filtered: count("output_filtered")?,
-                    thumbs_up: count("thumbs_up")?,
-                    thumbs_down: count("thumbs_down")?,
-                    rephrased: count("rephrased")?,
-                    escalated: count("escalated")?,
-                    exact_hits: count("exact_hits")?,
-                    semantic_hits: count("semantic_hits")?,
-                    cost_micro_usd: count("cost")?,
-                    saved_micro_usd: count("saved")?,
-                    latencies_ms: latencies
-                        .unwrap_or_default()
-                        .split(',')
-                        .filter_map(|v| v.parse().ok())
-                        .collect(),
-                })
-            })
-            .collect()
-    }
-
-    /// The questions most often answered `no_answer` since `since_ms`: knowledge gaps.
-    /// The questions asked most often since `since_ms` (with `status` only, when given),
-    /// folded by case and surrounding space: `(question, times)`.
-    pub async fn top_questions(
-        &self,
-        since_ms: i64,
-        status: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT MIN(question) AS question, COUNT(*) AS n FROM answers \
-             WHERE (?1 IS NULL OR status = ?1) AND created_at_ms >= ?2 \
-             AND endpoint NOT LIKE 'eval/%' \
-             GROUP BY lower(trim(question)) ORDER BY n DESC, question LIMIT ?3",
-        )
-        .bind(status)
-        .bind(since_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("question")?, get_u64(r, "n")?)))
-            .collect()
-    }
-
-    /// Every production answer's per-stage latencies since `since_ms` (JSON objects).
-    pub async fn stage_latencies(&self, since_ms: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT stage_latency_json FROM answers WHERE created_at_ms >= ? \
-             AND endpoint NOT LIKE 'eval/%' AND stage_latency_json IS NOT NULL",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-    }
-
     /// The latest feedback since `since_ms`, newest first, with the question it rates.
     pub async fn recent_feedback(
         &self,
@@ -383,29 +232,6 @@ impl Database {
                     escalated: r.try_get("escalated")?,
                     question: r.try_get("question")?,
                     created_at_ms: r.try_get("created_at_ms")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Gateway calls (every model request, the assistant's included) and their cost per UTC
-    /// day and requested model since `since_ms`.
-    pub async fn requests_by_day(&self, since_ms: i64) -> Result<Vec<DailyRequests>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT strftime('%Y-%m-%d', created_at_ms / 1000, 'unixepoch') AS day, \
-             requested_model AS model, COUNT(*) AS n, SUM(cost_micro_usd) AS cost \
-             FROM requests WHERE created_at_ms >= ? GROUP BY day, model ORDER BY day, model",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DailyRequests {
-                    day: r.try_get("day")?,
-                    model: r.try_get("model")?,
-                    requests: get_u64(r, "n")?,
-                    cost_micro_usd: get_u64(r, "cost")?,
                 })
             })
             .collect()

@@ -5,16 +5,16 @@ mod answers;
 mod cache;
 mod eval;
 mod keys;
+mod rollup;
 
-pub use answers::{
-    AnswerGroup, AnswerRow, ConversationTurn, DailyRequests, FeedbackItem, Grouping, HumanRating,
-};
+pub use answers::{AnswerRow, ConversationTurn, FeedbackItem, HumanRating};
 pub use cache::{
     CacheOutcome, CacheRow, Feedback, GuardStats, HitFilter, SemanticEntry, SemanticHit,
     SemanticStats,
 };
 pub use eval::{Activation, ActivationAction, EvalResultRow, EvalRunRow};
 pub use keys::{BudgetHold, KeyRecord, NewKey};
+pub use rollup::{AnswerGroup, DailyRequests, Grouping, Histogram, LATENCY_BOUNDS_MS};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../migrations/0009_guards.sql")),
     (10, include_str!("../../migrations/0010_evaluation.sql")),
     (11, include_str!("../../migrations/0011_conversations.sql")),
+    (12, include_str!("../../migrations/0012_rollups.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +203,9 @@ impl Database {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // A REPLACE then fires the delete triggers that keep the rollups (`rollup`).
+            .pragma("recursive_triggers", "ON");
         if let Some(parent) = options
             .get_filename()
             .parent()

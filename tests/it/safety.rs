@@ -367,6 +367,16 @@ async fn guardrails_block_injections_and_withhold_leaked_replies() {
     // The rest of the upstream stream was read for its usage: the request is billed in full.
     assert!(text.contains("\"completion_tokens\":300"), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // The log row says which guardrail stopped the stream, as for a withheld whole reply.
+    let log = app.state.gateway.request_log();
+    log.flush().await;
+    let rows = log.database().recent_requests(2).await.unwrap();
+    let guards: Vec<_> = rows.iter().map(|r| r.guard.as_deref()).collect();
+    assert_eq!(
+        guards,
+        [Some("strict:output:system_prompt_leak"); 2],
+        "streamed, then whole: {rows:#?}"
+    );
 }
 
 #[test]

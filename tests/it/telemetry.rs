@@ -44,6 +44,14 @@ async fn metrics_count_model_calls_tokens_cost_stages_cache_hits_and_feedback() 
         .post("/v1/feedback", json!({"request_id": id, "rating": "down"}))
         .await;
     assert_eq!(rated.status(), 200);
+    // A streamed answer learns its model while it streams: measured when the stream ends.
+    let streamed_ask = app
+        .post(
+            "/v1/ask",
+            json!({"question": "What is the minimum password length?", "stream": true}),
+        )
+        .await;
+    assert!(streamed_ask.text().await.unwrap().contains("event: done"));
 
     let scrape = app.get_text("/metrics").await;
     let labels = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"ai\",gen_ai_request_model=\"metered\",gen_ai_response_model=\"metered-fake\"";
@@ -53,14 +61,14 @@ async fn metrics_count_model_calls_tokens_cost_stages_cache_hits_and_feedback() 
     );
     assert_eq!(
         calls,
-        Some(3.0),
-        "chat, stream and one answer (the second was cached): {scrape}"
+        Some(4.0),
+        "chat, stream, one answer (the second was cached) and one streamed answer: {scrape}"
     );
     let usages = metric(
         &scrape,
         &format!("gen_ai_client_token_usage_count{{{labels},gen_ai_token_type=\"input\"}}"),
     );
-    assert_eq!(usages, Some(3.0), "{scrape}");
+    assert_eq!(usages, Some(4.0), "{scrape}");
     let input_tokens = metric(
         &scrape,
         "askacme_tokens_total{model=\"metered\",type=\"input\"}",
@@ -78,14 +86,23 @@ async fn metrics_count_model_calls_tokens_cost_stages_cache_hits_and_feedback() 
         metric(
             &scrape,
             "gen_ai_server_time_to_first_token_seconds_count{gen_ai_provider_name=\"ai\",gen_ai_request_model=\"metered\"}"
-        ) == Some(1.0),
-        "{scrape}"
+        ) == Some(2.0),
+        "the streamed chat and the streamed answer: {scrape}"
     );
     let http = metric(
         &scrape,
         "askacme_http_request_duration_seconds_count{route=\"/v1/chat/completions\",model=\"metered\",status=\"200\"}",
     );
     assert_eq!(http, Some(2.0), "{scrape}");
+    let asked = metric(
+        &scrape,
+        "askacme_http_request_duration_seconds_count{route=\"/v1/ask\",model=\"metered\",status=\"200\"}",
+    );
+    assert_eq!(
+        asked,
+        Some(3.0),
+        "a whole answer, its cached repeat (which names the model that made it) and a streamed one: {scrape}"
+    );
     for series in [
         "askacme_stage_duration_seconds_count{stage=\"retrieve\"}",
         "askacme_cache_hits_total{kind=\"exact\"}",
@@ -106,6 +123,26 @@ async fn metrics_count_model_calls_tokens_cost_stages_cache_hits_and_feedback() 
         scrape.contains("# HELP gen_ai_client_operation_duration_seconds GenAI operation duration"),
         "{scrape}"
     );
+    // Personal values are counted when the question is guarded, also when no model is called
+    // after (the second, cached answer).
+    let personal =
+        json!({"question": "How many vacation days do I get? I am jane.doe@corp.example"});
+    app.post("/v1/ask", personal.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    let redactions = || async {
+        metric(
+            &app.get_text("/metrics").await,
+            "askacme_pii_redactions_total",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = redactions().await;
+    let cached: Value = app.post("/v1/ask", personal).await.json().await.unwrap();
+    assert_eq!(cached["cache"], "exact", "{cached:#}");
+    assert!(redactions().await > before, "{cached:#}");
 }
 
 /// An OTLP/HTTP collector that keeps every span it is sent.
