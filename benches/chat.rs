@@ -25,7 +25,7 @@ use askacme::eval::retrieval::LabelledSet;
 use askacme::gateway::{RequestContext, new_request_id};
 use askacme::pipeline::{AskEvent, AskRequest, AskResponse, Assistant, Status};
 use askacme::server::AppState;
-use askacme::store::{Database, Grouping};
+use askacme::store::Database;
 
 mod support;
 use support::{TempDir, app, ingest_roots, percentile, repo};
@@ -243,7 +243,18 @@ async fn remote_provider(sent: Arc<std::sync::Mutex<Sent>>) -> String {
                 .take(2)
                 .map(|s| format!("{} [1]. ", s.trim().trim_end_matches('.')))
                 .collect();
-            let words: Vec<String> = answer.split_inclusive(' ').map(str::to_owned).collect();
+            // As OpenAI's tokens come: the space before a word travels with it.
+            let words: Vec<String> = answer
+                .split_whitespace()
+                .enumerate()
+                .map(|(i, w)| {
+                    if i == 0 {
+                        w.to_owned()
+                    } else {
+                        format!(" {w}")
+                    }
+                })
+                .collect();
             *sent.lock().unwrap() = Sent::default();
             let chunk = |delta: serde_json::Value, finish: Option<&str>| {
                 let body = serde_json::json!({
@@ -283,7 +294,7 @@ async fn remote_provider(sent: Arc<std::sync::Mutex<Sent>>) -> String {
                         let mut record = sent.lock().unwrap();
                         if !word.is_empty() {
                             record.first_token.get_or_insert_with(Instant::now);
-                            if word.trim_end().ends_with("].") {
+                            if word.ends_with("].") {
                                 record.first_sentence.get_or_insert_with(Instant::now);
                             }
                         }
@@ -411,11 +422,14 @@ async fn dashboard() {
                 askacme::eval::stats::dashboard(db, since).await.unwrap();
             })
         }),
-        ("answers grouped by day", |db, since| {
-            Box::pin(async move {
-                db.answer_stats(since, Grouping::Day).await.unwrap();
-            })
-        }),
+        (
+            "answers per day, model, key, prompt version and category",
+            |db, since| {
+                Box::pin(async move {
+                    db.answer_cells(since).await.unwrap();
+                })
+            },
+        ),
         ("requests per day and model", |db, since| {
             Box::pin(async move {
                 db.requests_by_day(since).await.unwrap();
@@ -455,4 +469,66 @@ async fn dashboard() {
         println!("| {label} | {} |", cells.join(" | "));
     }
     println!("\nMedian of 3 runs after one warm-up, release build, SQLite in WAL mode.\n");
+    answer_writes(&db).await;
+}
+
+/// What keeping the sums costs each answer written: `record_answer` on the million-row log
+/// with the rollup triggers, then with the answers' triggers dropped.
+async fn answer_writes(db: &Database) {
+    let write = |n: usize, tag: &'static str| async move {
+        let mut times = Vec::new();
+        for i in 0..n {
+            let row = askacme::store::AnswerRow {
+                request_id: format!("write_{tag}_{i}"),
+                created_at_ms: askacme::store::now_ms(),
+                endpoint: "/v1/ask".into(),
+                key_id: Some(format!("key_{}", i % 20)),
+                session_id: None,
+                user: None,
+                question: format!("Question number {}?", i % 5000),
+                answer: "An answer.".into(),
+                status: "success".into(),
+                category: "faq".into(),
+                prompt_version: "ask_acme@v3".into(),
+                model: Some("strong".into()),
+                cache: "miss".into(),
+                cost_micro_usd: 100,
+                saved_micro_usd: 0,
+                latency_ms: 2500.0,
+                escalated: false,
+                rephrased: false,
+                standalone: None,
+                stage_latency_json: Some(
+                    "{\"input_guard\":0.2,\"embed\":12.5,\"retrieve\":3.5,\"generate\":2400.0}"
+                        .into(),
+                ),
+            };
+            let started = Instant::now();
+            db.record_answer(&row).await.unwrap();
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        times
+    };
+    println!("| writing one answer (300 in a row, on the generated log) | p50 ms | p95 ms |");
+    println!("|---|---|---|");
+    let with = write(300, "with").await;
+    db.execute_script(
+        "DROP TRIGGER answers_rollup_insert; DROP TRIGGER answers_rollup_before_update; \
+         DROP TRIGGER answers_rollup_after_update; DROP TRIGGER answers_rollup_delete;",
+    )
+    .await
+    .unwrap();
+    let without = write(300, "without").await;
+    for (label, times) in [
+        ("with the rollup triggers", &with),
+        ("without (triggers dropped)", &without),
+    ] {
+        println!(
+            "| {label} | {:.2} | {:.2} |",
+            percentile(times, 0.5),
+            percentile(times, 0.95)
+        );
+    }
+    println!();
 }

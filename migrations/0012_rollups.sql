@@ -78,7 +78,6 @@ CREATE TABLE question_rollup (
     answers      INTEGER NOT NULL,
     PRIMARY KEY (day, status, question_key)
 );
-CREATE INDEX question_rollup_key ON question_rollup (question_key, day);
 
 -- Gateway calls (the assistant's included) per hour and requested model.
 CREATE TABLE request_rollup (
@@ -202,6 +201,7 @@ CREATE TRIGGER rollup_change_apply INSTEAD OF INSERT ON rollup_change BEGIN
     SELECT hour, model, key_id, prompt_version, category, NEW.sign * thumbs_up,
         NEW.sign * thumbs_down, NEW.sign * feedback_escalated
     FROM answer_facts WHERE request_id = NEW.request_id AND NEW.part = 'feedback'
+    AND thumbs_up + thumbs_down > 0
     ON CONFLICT (hour, model, key_id, prompt_version, category) DO UPDATE SET
         thumbs_up = thumbs_up + excluded.thumbs_up,
         thumbs_down = thumbs_down + excluded.thumbs_down,
@@ -248,20 +248,27 @@ CREATE TRIGGER rollup_change_apply INSTEAD OF INSERT ON rollup_change BEGIN
         answers = answers + excluded.answers, question = MIN(question, excluded.question);
 END;
 
--- Take a row's part away before it changes or goes, add it back once changed or new. (No BEFORE
--- INSERT on feedback: an upsert that turns into an update fires it as well as the UPDATE pair.)
--- A REPLACE fires the delete triggers because connections set `recursive_triggers`.
+-- Take a row's part away before it changes or goes, add it back once changed or new. The feedback
+-- part is grouped by its answer and depends on the answer's escalation, so a change to the
+-- answer moves both parts; it exists while both rows do. (No BEFORE INSERT on feedback: an
+-- upsert that turns into an update fires it as well as the UPDATE pair.) The application writes
+-- answers with an upsert; a REPLACE from elsewhere fires the delete triggers only on
+-- connections that set `recursive_triggers`, as the application's do.
 CREATE TRIGGER answers_rollup_insert AFTER INSERT ON answers BEGIN
-    INSERT INTO rollup_change VALUES (1, NEW.request_id, 'answer');
+    INSERT INTO rollup_change
+        VALUES (1, NEW.request_id, 'answer'), (1, NEW.request_id, 'feedback');
 END;
 CREATE TRIGGER answers_rollup_before_update BEFORE UPDATE ON answers BEGIN
-    INSERT INTO rollup_change VALUES (-1, OLD.request_id, 'answer');
+    INSERT INTO rollup_change
+        VALUES (-1, OLD.request_id, 'answer'), (-1, OLD.request_id, 'feedback');
 END;
 CREATE TRIGGER answers_rollup_after_update AFTER UPDATE ON answers BEGIN
-    INSERT INTO rollup_change VALUES (1, NEW.request_id, 'answer');
+    INSERT INTO rollup_change
+        VALUES (1, NEW.request_id, 'answer'), (1, NEW.request_id, 'feedback');
 END;
 CREATE TRIGGER answers_rollup_delete BEFORE DELETE ON answers BEGIN
-    INSERT INTO rollup_change VALUES (-1, OLD.request_id, 'answer');
+    INSERT INTO rollup_change
+        VALUES (-1, OLD.request_id, 'answer'), (-1, OLD.request_id, 'feedback');
 END;
 CREATE TRIGGER feedback_rollup_insert AFTER INSERT ON feedback BEGIN
     INSERT INTO rollup_change VALUES (1, NEW.request_id, 'feedback');
@@ -286,6 +293,16 @@ CREATE TRIGGER requests_rollup_delete BEFORE DELETE ON requests BEGIN
     UPDATE request_rollup SET requests = requests - 1,
         cost_micro_usd = cost_micro_usd - OLD.cost_micro_usd
     WHERE hour = OLD.created_at_ms / 3600000 AND model = OLD.requested_model;
+END;
+CREATE TRIGGER requests_rollup_update AFTER UPDATE OF created_at_ms, requested_model,
+    cost_micro_usd ON requests BEGIN
+    UPDATE request_rollup SET requests = requests - 1,
+        cost_micro_usd = cost_micro_usd - OLD.cost_micro_usd
+    WHERE hour = OLD.created_at_ms / 3600000 AND model = OLD.requested_model;
+    INSERT INTO request_rollup (hour, model, requests, cost_micro_usd)
+    VALUES (NEW.created_at_ms / 3600000, NEW.requested_model, 1, NEW.cost_micro_usd)
+    ON CONFLICT (hour, model) DO UPDATE SET requests = requests + 1,
+        cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd;
 END;
 
 -- What was recorded before this migration.

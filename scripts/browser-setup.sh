@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end browser test (tests/browser/ui.mjs) needs:
-# Debian's chromium, node + npm, and playwright-core in tests/browser.
+# Debian's chromium, node + npm, and playwright-core in tests/browser (with typescript, which
+# the test command uses to type-check the UI's modules).
 # Idempotent and quiet; never downloads a browser build.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,7 +9,8 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::store::{
-    AnswerGroup, DailyRequests, Database, FeedbackItem, Grouping, HitFilter, StoreError, now_ms,
+    AnswerGroup, DailyRequests, Database, FeedbackItem, Grouping, HitFilter, StoreError,
+    group_cells, now_ms,
 };
 
 /// How many questions (asked most, unanswered most) a report lists.
@@ -140,15 +141,24 @@ pub struct NearMatch {
 }
 
 pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreError> {
-    let grouped = |by| async move { report(db, since_ms, by).await.map(|r| r.groups) };
+    // Independent reads, each on its own pooled connection: they run side by side.
+    let (cells, requests_by_day, stages, top, unanswered, feedback, runs, hits) = tokio::try_join!(
+        db.answer_cells(since_ms),
+        db.requests_by_day(since_ms),
+        db.stage_latencies(since_ms),
+        db.top_questions(since_ms, None, TOP_QUESTIONS),
+        db.top_questions(since_ms, Some("no_answer"), TOP_QUESTIONS),
+        db.recent_feedback(since_ms, RECENT),
+        db.eval_runs(None, RECENT),
+        db.semantic_hits(HitFilter::All, RECENT),
+    )?;
+    let grouped = |by| group_cells(&cells, by).into_iter().map(figures).collect();
     let listed = |rows: Vec<(String, u64)>| {
         rows.into_iter()
             .map(|(question, times)| QuestionCount { question, times })
             .collect()
     };
-    let runs = db
-        .eval_runs(None, RECENT)
-        .await?
+    let runs = runs
         .into_iter()
         .filter(|run| run.started_at_ms >= since_ms)
         .map(|run| EvalRun {
@@ -162,9 +172,7 @@ pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreE
             passed: run.cases_passed,
         })
         .collect();
-    let matches = db
-        .semantic_hits(HitFilter::All, RECENT)
-        .await?
+    let matches = hits
         .into_iter()
         .filter(|hit| hit.created_at_ms >= since_ms)
         .map(|hit| NearMatch {
@@ -178,17 +186,16 @@ pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreE
             created_at_ms: hit.created_at_ms,
         })
         .collect();
+    let summary: Vec<GroupFigures> = grouped(Grouping::All);
     Ok(Dashboard {
         since_ms,
-        summary: grouped(Grouping::All).await?.into_iter().next(),
-        by_day: grouped(Grouping::Day).await?,
-        by_model: grouped(Grouping::Model).await?,
-        by_key: grouped(Grouping::Key).await?,
-        by_prompt_version: grouped(Grouping::PromptVersion).await?,
-        requests_by_day: db.requests_by_day(since_ms).await?,
-        stages: db
-            .stage_latencies(since_ms)
-            .await?
+        summary: summary.into_iter().next(),
+        by_day: grouped(Grouping::Day),
+        by_model: grouped(Grouping::Model),
+        by_key: grouped(Grouping::Key),
+        by_prompt_version: grouped(Grouping::PromptVersion),
+        requests_by_day,
+        stages: stages
             .into_iter()
             .map(|(stage, latency)| StageFigures {
                 stage,
@@ -196,12 +203,9 @@ pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreE
                 p95_ms: latency.quantile(0.95),
             })
             .collect(),
-        top_questions: listed(db.top_questions(since_ms, None, TOP_QUESTIONS).await?),
-        top_unanswered: listed(
-            db.top_questions(since_ms, Some("no_answer"), TOP_QUESTIONS)
-                .await?,
-        ),
-        feedback: db.recent_feedback(since_ms, RECENT).await?,
+        top_questions: listed(top),
+        top_unanswered: listed(unanswered),
+        feedback,
         eval_runs: runs,
         semantic_matches: matches,
     })

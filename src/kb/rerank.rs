@@ -17,16 +17,23 @@ use crate::models::embedder::cosine;
 /// Sentences shorter than this (headings, list stubs) are not scored on their own.
 const MIN_SENTENCE_CHARS: usize = 20;
 
-/// Every scorable sentence of each hit with its similarity to the question, per hit.
+/// Every sentence of each hit at least `min_chars` long, with its similarity to the question,
+/// per hit.
 async fn sentence_scores<'h>(
     embedder: &dyn TextEmbedder,
     question_vector: &[f32],
     hits: &'h [Hit],
+    min_chars: usize,
     ctx: &RequestContext,
 ) -> Result<Vec<Vec<(&'h str, f32)>>, GatewayError> {
     let per_hit: Vec<Vec<&str>> = hits
         .iter()
-        .map(|hit| split_sentences(&hit.chunk.chunk.text).collect())
+        .map(|hit| {
+            sentences(&hit.chunk.chunk.text)
+                .into_iter()
+                .filter(|s| s.chars().count() >= min_chars)
+                .collect()
+        })
         .collect();
     let all: Vec<String> = per_hit.iter().flatten().map(|s| (*s).to_owned()).collect();
     let mut vectors = if all.is_empty() {
@@ -57,7 +64,7 @@ pub async fn by_best_sentence(
     mut hits: Vec<Hit>,
     ctx: &RequestContext,
 ) -> Result<Vec<Hit>, GatewayError> {
-    let best: Vec<f32> = sentence_scores(embedder, question_vector, &hits, ctx)
+    let best: Vec<f32> = sentence_scores(embedder, question_vector, &hits, MIN_SENTENCE_CHARS, ctx)
         .await?
         .iter()
         .zip(&hits)
@@ -80,9 +87,8 @@ pub async fn by_best_sentence(
         .collect())
 }
 
-/// Cuts each hit's text to its `keep` sentences closest to the question, in their order, one
-/// per line. A chunk with no more scorable sentences than that is left whole (its headings and
-/// short lines included).
+/// Cuts each hit's text to its `keep` sentences (lines, for lists and headings) closest to the
+/// question, in their order, one per line. A chunk of no more sentences is left whole.
 pub async fn to_best_passages(
     embedder: &dyn TextEmbedder,
     question_vector: &[f32],
@@ -90,7 +96,7 @@ pub async fn to_best_passages(
     keep: usize,
     ctx: &RequestContext,
 ) -> Result<(), GatewayError> {
-    let passages: Vec<Option<String>> = sentence_scores(embedder, question_vector, hits, ctx)
+    let passages: Vec<Option<String>> = sentence_scores(embedder, question_vector, hits, 1, ctx)
         .await?
         .into_iter()
         .map(|sentences| {
@@ -118,10 +124,28 @@ pub async fn to_best_passages(
     Ok(())
 }
 
-fn split_sentences(text: &str) -> impl Iterator<Item = &str> {
-    text.split_inclusive(['.', '?', '!', '\n'])
+/// The sentences of `text`, trimmed: each ends at a newline or at `.`, `!` or `?` followed by
+/// whitespace or the end (so "2.5 days" and "e.g.x" stay whole).
+fn sentences(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let stop = matches!(b, b'.' | b'!' | b'?')
+            && bytes
+                .get(i + 1)
+                .is_none_or(|next| next.is_ascii_whitespace());
+        if b == b'\n' || stop {
+            // Both are ASCII: `i + 1` is a char boundary.
+            out.push(&text[start..=i]);
+            start = i + 1;
+        }
+    }
+    out.push(&text[start..]);
+    out.into_iter()
         .map(str::trim)
-        .filter(|s| s.chars().count() >= MIN_SENTENCE_CHARS)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -198,5 +222,18 @@ mod tests {
             "Parental leave is paid by the company.\nTwenty weeks of parental leave apply to the primary caregiver."
         );
         assert_eq!(hits[1].chunk.chunk.text, short, "nothing to cut");
+    }
+
+    #[test]
+    fn sentences_end_at_stops_before_whitespace_and_at_lines() {
+        assert_eq!(
+            sentences("Staff get 2.5 days a month. See e.g.x too!\n- 20 days\nDone"),
+            [
+                "Staff get 2.5 days a month.",
+                "See e.g.x too!",
+                "- 20 days",
+                "Done"
+            ]
+        );
     }
 }

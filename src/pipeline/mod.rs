@@ -641,7 +641,7 @@ impl Assistant {
             &vector,
             scope,
             self.retrieval,
-            &ctx.child("rerank", ctx.endpoint),
+            ctx,
         )
         .await?;
         let request = answer::request(Generation {
@@ -1079,7 +1079,7 @@ impl Assistant {
             &turn.vector,
             scope,
             self.retrieval,
-            &ctx.child("rerank", ctx.endpoint),
+            ctx,
         )
         .instrument(tracing::debug_span!("retrieve"))
         .await?;

@@ -67,6 +67,8 @@ pub fn fixed(context: &str) -> Retrieved {
     }
 }
 
+/// Searches, then optionally re-ranks and cuts the hits; those embedding calls log rows of
+/// their own under `ctx` (`<id>.rerank`, `<id>.passages`).
 pub async fn retrieve(
     retriever: &Retriever,
     question: &str,
@@ -78,8 +80,13 @@ pub async fn retrieve(
     let mut retrieved = search_scope(retriever, question, vector, scope, settings).await?;
     if settings.rerank == RerankMode::Embedding {
         let hits = std::mem::take(&mut retrieved.retrieval.hits);
-        retrieved.retrieval.hits =
-            rerank::by_best_sentence(retriever.embedder(), vector, hits, ctx).await?;
+        retrieved.retrieval.hits = rerank::by_best_sentence(
+            retriever.embedder(),
+            vector,
+            hits,
+            &ctx.child("rerank", ctx.endpoint),
+        )
+        .await?;
         retrieved.retrieval.hits.truncate(settings.top_k);
     }
     if settings.passage_sentences > 0 {
@@ -88,7 +95,7 @@ pub async fn retrieve(
             vector,
             &mut retrieved.retrieval.hits,
             settings.passage_sentences,
-            ctx,
+            &ctx.child("passages", ctx.endpoint),
         )
         .await?;
     }

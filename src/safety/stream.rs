@@ -32,7 +32,9 @@ impl SentenceGate {
 
 /// The byte index just after the first sentence end that is followed by whitespace (so
 /// "3.5 days" and "e.g." inside a word are not ends): `.`, `!`, `?` or a newline, with any
-/// closing citation (`[2]`), quote or bracket and the whitespace after it.
+/// closing citation (`[2]`), quote or bracket and the whitespace after it. A citation closed
+/// by its full stop ("… [2].") ends a sentence at once, without waiting for the next token:
+/// models send the space with the next word, and nothing sensible continues such a stop.
 fn sentence_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -53,6 +55,9 @@ fn sentence_end(text: &str) -> Option<usize> {
                 && let Some(close) = text[j + 1..].find(']')
             {
                 j = j + 1 + close + 1;
+            }
+            if j == bytes.len() && i > 0 && bytes[i - 1] == b']' {
+                return Some(j);
             }
             if j < bytes.len() && bytes[j].is_ascii_whitespace() {
                 while j < bytes.len() && bytes[j].is_ascii_whitespace() {
@@ -85,5 +90,16 @@ mod tests {
         assert_eq!(gate.push(" early!\nThanks"), ["Apply early!\n"]);
         assert_eq!(gate.finish().as_deref(), Some("Thanks"));
         assert_eq!(gate.finish(), None);
+    }
+
+    #[test]
+    fn a_cited_full_stop_ends_the_sentence_before_the_next_token() {
+        let mut gate = SentenceGate::new();
+        assert_eq!(gate.push("It is 20 weeks [1]."), ["It is 20 weeks [1]."]);
+        assert!(
+            gate.push(" It is paid.").is_empty(),
+            "an uncited stop waits"
+        );
+        assert_eq!(gate.push(" Apply"), [" It is paid. "]);
     }
 }

@@ -81,11 +81,23 @@ pub struct HumanRating {
 impl Database {
     pub async fn record_answer(&self, row: &AnswerRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT OR REPLACE INTO answers (request_id, created_at_ms, endpoint, key_id, \
+            // An upsert rather than a REPLACE, so that the rollups' update triggers see a
+            // recorded-again answer on any connection (a REPLACE's delete needs a pragma).
+            "INSERT INTO answers (request_id, created_at_ms, endpoint, key_id, \
              session_id, user, question, answer, status, category, prompt_version, model, \
              cache, cost_micro_usd, saved_micro_usd, latency_ms, escalated, standalone, \
              stage_latency_json) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (request_id) DO UPDATE SET created_at_ms = excluded.created_at_ms, \
+             endpoint = excluded.endpoint, key_id = excluded.key_id, \
+             session_id = excluded.session_id, user = excluded.user, \
+             question = excluded.question, answer = excluded.answer, status = excluded.status, \
+             category = excluded.category, prompt_version = excluded.prompt_version, \
+             model = excluded.model, cache = excluded.cache, \
+             cost_micro_usd = excluded.cost_micro_usd, \
+             saved_micro_usd = excluded.saved_micro_usd, latency_ms = excluded.latency_ms, \
+             rephrased_at_ms = NULL, escalated = excluded.escalated, \
+             standalone = excluded.standalone, stage_latency_json = excluded.stage_latency_json",
         )
         .bind(&row.request_id)
         .bind(row.created_at_ms)
@@ -155,6 +167,10 @@ impl Database {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // The triggers took the answers out of the sums; the questions' own text goes too.
+        sqlx::query("DELETE FROM question_rollup WHERE answers <= 0")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(deleted)
     }

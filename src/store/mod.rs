@@ -14,7 +14,7 @@ pub use cache::{
 };
 pub use eval::{Activation, ActivationAction, EvalResultRow, EvalRunRow};
 pub use keys::{BudgetHold, KeyRecord, NewKey};
-pub use rollup::{AnswerGroup, DailyRequests, Grouping, Histogram, LATENCY_BOUNDS_MS};
+pub use rollup::{AnswerCell, AnswerGroup, DailyRequests, Grouping, Histogram, group_cells};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -204,7 +204,8 @@ impl Database {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            // A REPLACE then fires the delete triggers that keep the rollups (`rollup`).
+            // A REPLACE then fires the delete triggers that keep the rollups (`rollup`); the
+            // application's own writes are upserts, which need no pragma.
             .pragma("recursive_triggers", "ON");
         if let Some(parent) = options
             .get_filename()

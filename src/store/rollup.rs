@@ -54,11 +54,20 @@ fn first_whole(since_ms: i64, unit: i64) -> i64 {
 }
 
 /// A cumulative latency histogram over `LATENCY_BOUNDS_MS`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
     /// How many took at most each bound.
     pub at_most: Vec<u64>,
     pub count: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            at_most: vec![0; LATENCY_BOUNDS_MS.len()],
+            count: 0,
+        }
+    }
 }
 
 impl Histogram {
@@ -73,6 +82,13 @@ impl Histogram {
             );
         }
         Ok(Self { at_most, count })
+    }
+
+    fn add(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.at_most.iter_mut().zip(&other.at_most) {
+            *mine += theirs;
+        }
+        self.count += other.count;
     }
 
     /// The histogram of `values` (ms).
@@ -118,17 +134,48 @@ pub enum Grouping {
 }
 
 impl Grouping {
-    /// The grouping expression over `answer_rollup`'s columns.
-    fn column(self) -> &'static str {
+    /// The group a cell belongs to.
+    fn of(self, cell: &AnswerCell) -> &str {
         match self {
-            Grouping::All => "'all'",
-            Grouping::Day => DAY_OF_HOUR,
-            Grouping::PromptVersion => "prompt_version",
-            Grouping::Model => "model",
-            Grouping::Category => "category",
-            Grouping::Key => "key_id",
+            Grouping::All => "all",
+            Grouping::Day => &cell.day,
+            Grouping::PromptVersion => &cell.prompt_version,
+            Grouping::Model => &cell.model,
+            Grouping::Category => &cell.category,
+            Grouping::Key => &cell.key_id,
         }
     }
+}
+
+/// The answers of one UTC day, model, key, prompt version and category: what every grouping
+/// is folded from, so that a page showing several groupings reads the sums once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerCell {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// `(none)` when no model was called.
+    pub model: String,
+    /// `(none)` without a key.
+    pub key_id: String,
+    pub prompt_version: String,
+    pub category: String,
+    pub figures: AnswerGroup,
+}
+
+/// `cells` grouped `by`, in the order of the groups' names.
+pub fn group_cells(cells: &[AnswerCell], by: Grouping) -> Vec<AnswerGroup> {
+    let mut groups: std::collections::BTreeMap<&str, AnswerGroup> = Default::default();
+    for cell in cells {
+        let name = by.of(cell);
+        groups
+            .entry(name)
+            .or_insert_with(|| AnswerGroup {
+                group: name.to_owned(),
+                ..AnswerGroup::default()
+            })
+            .add(&cell.figures);
+    }
+    groups.into_values().filter(|g| g.answers > 0).collect()
 }
 
 /// The figures of one group of answers.
@@ -150,6 +197,25 @@ pub struct AnswerGroup {
     pub saved_micro_usd: u64,
     #[serde(skip)]
     pub latency: Histogram,
+}
+
+impl AnswerGroup {
+    fn add(&mut self, other: &AnswerGroup) {
+        self.answers += other.answers;
+        self.success += other.success;
+        self.no_answer += other.no_answer;
+        self.filtered += other.filtered;
+        self.output_filtered += other.output_filtered;
+        self.thumbs_up += other.thumbs_up;
+        self.thumbs_down += other.thumbs_down;
+        self.rephrased += other.rephrased;
+        self.escalated += other.escalated;
+        self.exact_hits += other.exact_hits;
+        self.semantic_hits += other.semantic_hits;
+        self.cost_micro_usd += other.cost_micro_usd;
+        self.saved_micro_usd += other.saved_micro_usd;
+        self.latency.add(&other.latency);
+    }
 }
 
 /// Gateway calls of one day and model.
@@ -186,6 +252,11 @@ impl Database {
         since_ms: i64,
         by: Grouping,
     ) -> Result<Vec<AnswerGroup>, StoreError> {
+        Ok(group_cells(&self.answer_cells(since_ms).await?, by))
+    }
+
+    /// Production answers since `since_ms` by day, model, key, prompt version and category.
+    pub async fn answer_cells(&self, since_ms: i64) -> Result<Vec<AnswerCell>, StoreError> {
         let counts = ANSWER_COUNTS.join(", ");
         // The raw rows' escalation is the answer's own or its feedback's, as the sums keep it.
         let raw_counts = counts.replace(
@@ -205,9 +276,9 @@ impl Database {
              UNION ALL \
              SELECT hour, model, key_id, prompt_version, category, {raw_counts}, {buckets} \
              FROM answer_facts WHERE created_at_ms >= ?2 AND created_at_ms < ?1 * {HOUR_MS}) \
-             SELECT {group} AS grp, {sums}, {bucket_sums} FROM rows \
-             GROUP BY grp HAVING SUM(answers) > 0 ORDER BY grp",
-            group = by.column(),
+             SELECT {DAY_OF_HOUR} AS day, model, key_id, prompt_version, category, {sums}, \
+             {bucket_sums} FROM rows GROUP BY day, model, key_id, prompt_version, category \
+             HAVING SUM(answers) > 0",
             bucket_sums = bucket_columns(true),
         );
         // Every name spliced in is one of the constants above, never caller text.
@@ -218,26 +289,31 @@ impl Database {
             .await?;
         rows.iter()
             .map(|row| {
-                let count = |name: &str| -> Result<u64, StoreError> {
-                    Ok(row.try_get::<Option<i64>, _>(name)?.unwrap_or(0).max(0) as u64)
-                };
+                let count = |name: &str| get_u64(row, name);
                 let answers = count("answers")?;
-                Ok(AnswerGroup {
-                    group: row.try_get("grp")?,
-                    answers,
-                    success: count("success")?,
-                    no_answer: count("no_answer")?,
-                    filtered: count("filtered")?,
-                    output_filtered: count("output_filtered")?,
-                    thumbs_up: count("thumbs_up")?,
-                    thumbs_down: count("thumbs_down")?,
-                    rephrased: count("rephrased")?,
-                    escalated: count("escalated")?,
-                    exact_hits: count("exact_hits")?,
-                    semantic_hits: count("semantic_hits")?,
-                    cost_micro_usd: count("cost_micro_usd")?,
-                    saved_micro_usd: count("saved_micro_usd")?,
-                    latency: Histogram::from_row(row, answers)?,
+                Ok(AnswerCell {
+                    day: row.try_get("day")?,
+                    model: row.try_get("model")?,
+                    key_id: row.try_get("key_id")?,
+                    prompt_version: row.try_get("prompt_version")?,
+                    category: row.try_get("category")?,
+                    figures: AnswerGroup {
+                        group: String::new(),
+                        answers,
+                        success: count("success")?,
+                        no_answer: count("no_answer")?,
+                        filtered: count("filtered")?,
+                        output_filtered: count("output_filtered")?,
+                        thumbs_up: count("thumbs_up")?,
+                        thumbs_down: count("thumbs_down")?,
+                        rephrased: count("rephrased")?,
+                        escalated: count("escalated")?,
+                        exact_hits: count("exact_hits")?,
+                        semantic_hits: count("semantic_hits")?,
+                        cost_micro_usd: count("cost_micro_usd")?,
+                        saved_micro_usd: count("saved_micro_usd")?,
+                        latency: Histogram::from_row(row, answers)?,
+                    },
                 })
             })
             .collect()
@@ -398,9 +474,11 @@ mod tests {
             .collect()
     }
 
-    /// Answers over five hours written every way the application writes them (insert,
-    /// replace, feedback given then changed, rephrase, retention), requests beside them: every
-    /// window, aligned to the hour or not, reads from the sums what the raw rows say.
+    /// Answers over five hours written every way they can be (insert, recorded again before
+    /// and after feedback as another model, hour and escalation, feedback given then changed or
+    /// given before the answer, rephrase, an answer deleted before its feedback, a REPLACE,
+    /// retention), requests beside them: every window, aligned to the hour or not, reads from
+    /// the sums what the raw rows say.
     #[tokio::test]
     async fn the_sums_match_the_raw_rows_through_every_kind_of_write() {
         let dir =
@@ -484,7 +562,45 @@ mod tests {
         for i in (0..80).step_by(4) {
             db.mark_rephrased(&format!("a{i}"), base).await.unwrap();
         }
+        // Rated, then recorded again as another model, hour and escalation.
+        for i in (0..80).step_by(6) {
+            let again = AnswerRow {
+                model: Some("other".into()),
+                created_at_ms: base + (i + 1) * 1_234_567 % (5 * HOUR_MS),
+                escalated: i % 12 != 0,
+                ..answer(i)
+            };
+            db.record_answer(&again).await.unwrap();
+        }
+        // Rated before it was recorded.
+        let late = Feedback {
+            request_id: "a80".into(),
+            created_at_ms: base,
+            helpful: true,
+            comment: None,
+            escalated: true,
+            rater: None,
+        };
+        db.record_feedback(&late).await.unwrap();
+        db.record_answer(&answer(80)).await.unwrap();
+        // Gone before its feedback; replaced by a writer with a REPLACE.
+        sqlx::query("DELETE FROM answers WHERE request_id = 'a21'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT OR REPLACE INTO answers SELECT * FROM answers WHERE request_id = 'a33'",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
         db.forget_answers_before(base + HOUR_MS / 2).await.unwrap();
+        let (emptied,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM question_rollup WHERE answers <= 0")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(emptied, 0, "forgotten questions leave no text behind");
         let requests: Vec<_> = (0..50)
             .map(|i| RequestRecord {
                 created_at_ms: base + i * 997_000 % (5 * HOUR_MS),
@@ -559,14 +675,15 @@ mod tests {
             assert!(!raw_requests.is_empty());
             assert_eq!(db.requests_by_day(since).await.unwrap(), raw_requests);
             let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
-            for i in 0..80 {
-                let row = answer(i);
-                let Some(json) = row.stage_latency_json.filter(|_| {
-                    row.created_at_ms >= since.max(base + HOUR_MS / 2)
-                        && !row.endpoint.starts_with("eval/")
-                }) else {
-                    continue;
-                };
+            let recorded: Vec<(String,)> = sqlx::query_as(
+                "SELECT stage_latency_json FROM answers WHERE created_at_ms >= ? \
+                 AND endpoint NOT LIKE 'eval/%' AND stage_latency_json IS NOT NULL",
+            )
+            .bind(since)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            for (json,) in recorded {
                 let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&json) else {
                     continue;
                 };

@@ -48,10 +48,14 @@ async fn metrics_count_model_calls_tokens_cost_stages_cache_hits_and_feedback() 
     let streamed_ask = app
         .post(
             "/v1/ask",
-            json!({"question": "What is the minimum password length?", "stream": true}),
+            json!({"question": "How many weeks of parental leave does the primary caregiver get?", "stream": true}),
         )
         .await;
-    assert!(streamed_ask.text().await.unwrap().contains("event: done"));
+    let streamed_body = streamed_ask.text().await.unwrap();
+    assert!(
+        streamed_body.contains("\"status\":\"success\""),
+        "{streamed_body}"
+    );
 
     let scrape = app.get_text("/metrics").await;
     let labels = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"ai\",gen_ai_request_model=\"metered\",gen_ai_response_model=\"metered-fake\"";
