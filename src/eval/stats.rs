@@ -141,17 +141,27 @@ pub struct NearMatch {
 }
 
 pub async fn dashboard(db: &Database, since_ms: i64) -> Result<Dashboard, StoreError> {
-    // Independent reads, each on its own pooled connection: they run side by side.
-    let (cells, requests_by_day, stages, top, unanswered, feedback, runs, hits) = tokio::try_join!(
-        db.answer_cells(since_ms),
-        db.requests_by_day(since_ms),
-        db.stage_latencies(since_ms),
-        db.top_questions(since_ms, None, TOP_QUESTIONS),
-        db.top_questions(since_ms, Some("no_answer"), TOP_QUESTIONS),
-        db.recent_feedback(since_ms, RECENT),
-        db.eval_runs(None, RECENT),
-        db.semantic_hits(HitFilter::All, RECENT),
-    )?;
+    // Two chains of reads side by side, the two heaviest first: at most two of the pool's
+    // connections, so the gateway's writes never queue behind a dashboard.
+    let answers = async {
+        Ok::<_, StoreError>((
+            db.answer_cells(since_ms).await?,
+            db.top_questions(since_ms, Some("no_answer"), TOP_QUESTIONS)
+                .await?,
+            db.requests_by_day(since_ms).await?,
+            db.eval_runs(None, RECENT).await?,
+        ))
+    };
+    let questions = async {
+        Ok::<_, StoreError>((
+            db.top_questions(since_ms, None, TOP_QUESTIONS).await?,
+            db.stage_latencies(since_ms).await?,
+            db.recent_feedback(since_ms, RECENT).await?,
+            db.semantic_hits(HitFilter::All, RECENT).await?,
+        ))
+    };
+    let ((cells, unanswered, requests_by_day, runs), (top, stages, feedback, hits)) =
+        tokio::try_join!(answers, questions)?;
     let grouped = |by| group_cells(&cells, by).into_iter().map(figures).collect();
     let listed = |rows: Vec<(String, u64)>| {
         rows.into_iter()

@@ -125,8 +125,11 @@ pub async fn to_best_passages(
 }
 
 /// The sentences of `text`, trimmed: each ends at a newline or at `.`, `!` or `?` followed by
-/// whitespace or the end (so "2.5 days" and "e.g.x" stay whole).
+/// whitespace or the end (so "2.5 days" and "e.g.x" stay whole), unless the word it closes is
+/// a list number or a short abbreviation ("1.", "Dr."): that joins the next sentence.
 fn sentences(text: &str) -> Vec<&str> {
+    /// Words shorter than this do not end a sentence with their stop.
+    const MIN_WORD_CHARS: usize = 3;
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
@@ -134,7 +137,11 @@ fn sentences(text: &str) -> Vec<&str> {
         let stop = matches!(b, b'.' | b'!' | b'?')
             && bytes
                 .get(i + 1)
-                .is_none_or(|next| next.is_ascii_whitespace());
+                .is_none_or(|next| next.is_ascii_whitespace())
+            && text[start..i]
+                .rsplit(char::is_whitespace)
+                .next()
+                .is_some_and(|word| word.chars().count() >= MIN_WORD_CHARS);
         if b == b'\n' || stop {
             // Both are ASCII: `i + 1` is a char boundary.
             out.push(&text[start..=i]);
@@ -234,6 +241,10 @@ mod tests {
                 "- 20 days",
                 "Done"
             ]
+        );
+        assert_eq!(
+            sentences("1. Sign in with Dr. Miller. Then go."),
+            ["1. Sign in with Dr. Miller.", "Then go."]
         );
     }
 }

@@ -33,8 +33,9 @@ impl SentenceGate {
 /// The byte index just after the first sentence end that is followed by whitespace (so
 /// "3.5 days" and "e.g." inside a word are not ends): `.`, `!`, `?` or a newline, with any
 /// closing citation (`[2]`), quote or bracket and the whitespace after it. A citation closed
-/// by its full stop ("… [2].") ends a sentence at once, without waiting for the next token:
-/// models send the space with the next word, and nothing sensible continues such a stop.
+/// by its full stop (" [2]." at the end of the text so far) ends a sentence at once, without
+/// waiting for the next token: models send the space with the next word. Only a spaced,
+/// numeric citation counts, so `items[0].length` is not cut.
 fn sentence_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -56,7 +57,7 @@ fn sentence_end(text: &str) -> Option<usize> {
             {
                 j = j + 1 + close + 1;
             }
-            if j == bytes.len() && i > 0 && bytes[i - 1] == b']' {
+            if j == bytes.len() && ends_with_citation(&text[..i]) {
                 return Some(j);
             }
             if j < bytes.len() && bytes[j].is_ascii_whitespace() {
@@ -69,6 +70,19 @@ fn sentence_end(text: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// Whether `text` ends with a citation marker after a space: ` [1]`, ` [1, 2]`.
+fn ends_with_citation(text: &str) -> bool {
+    let Some(open) = text.strip_suffix(']').and_then(|t| t.rfind('[')) else {
+        return false;
+    };
+    let inside = &text[open + 1..text.len() - 1];
+    text[..open].ends_with(' ')
+        && inside.chars().any(|c| c.is_ascii_digit())
+        && inside
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ',' | ' ' | '-'))
 }
 
 #[cfg(test)]
@@ -101,5 +115,12 @@ mod tests {
             "an uncited stop waits"
         );
         assert_eq!(gate.push(" Apply"), [" It is paid. "]);
+        let mut code = SentenceGate::new();
+        assert!(
+            code.push("Use items[0].").is_empty(),
+            "an index, not a citation"
+        );
+        assert!(code.push("length [see].").is_empty(), "not numeric");
+        assert_eq!(code.push(" Then"), ["Use items[0].length [see]. "]);
     }
 }

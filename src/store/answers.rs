@@ -167,10 +167,23 @@ impl Database {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        // The triggers took the answers out of the sums; the questions' own text goes too.
+        // The triggers took the answers out of the sums; the questions' own text goes too:
+        // emptied sums are deleted, and on the cutoff's day, the only one partly forgotten, a
+        // question keeps the first spelling still asked.
         sqlx::query("DELETE FROM question_rollup WHERE answers <= 0")
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE question_rollup SET question = COALESCE((SELECT MIN(a.question) \
+             FROM answers a WHERE a.created_at_ms >= question_rollup.day * 86400000 \
+             AND a.created_at_ms < (question_rollup.day + 1) * 86400000 \
+             AND a.status = question_rollup.status AND a.endpoint NOT LIKE 'eval/%' \
+             AND lower(trim(a.question)) = question_rollup.question_key), question) \
+             WHERE day = ?",
+        )
+        .bind(before_ms.div_euclid(86_400_000))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(deleted)
     }

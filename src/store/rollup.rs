@@ -594,6 +594,14 @@ mod tests {
         .execute(&db.pool)
         .await
         .unwrap();
+        // A spelling only a forgotten answer has (it sorts first).
+        let forgotten = AnswerRow {
+            question: "  HOW LONG IS LEAVE?".into(),
+            status: "success".into(),
+            created_at_ms: base + 60_000,
+            ..answer(81)
+        };
+        db.record_answer(&forgotten).await.unwrap();
         db.forget_answers_before(base + HOUR_MS / 2).await.unwrap();
         let (emptied,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM question_rollup WHERE answers <= 0")
@@ -601,6 +609,15 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(emptied, 0, "forgotten questions leave no text behind");
+        let (stale,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM question_rollup q WHERE q.question != (SELECT MIN(a.question) \
+             FROM answers a WHERE a.created_at_ms / 86400000 = q.day AND a.status = q.status \
+             AND lower(trim(a.question)) = q.question_key AND a.endpoint NOT LIKE 'eval/%')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(stale, 0, "no spelling only a forgotten answer had");
         let requests: Vec<_> = (0..50)
             .map(|i| RequestRecord {
                 created_at_ms: base + i * 997_000 % (5 * HOUR_MS),
