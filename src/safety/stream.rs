@@ -32,10 +32,7 @@ impl SentenceGate {
 
 /// The byte index just after the first sentence end that is followed by whitespace (so
 /// "3.5 days" and "e.g." inside a word are not ends): `.`, `!`, `?` or a newline, with any
-/// closing citation (`[2]`), quote or bracket and the whitespace after it. A citation closed
-/// by its full stop (" [2]." at the end of the text so far) ends a sentence at once, without
-/// waiting for the next token: models send the space with the next word. Only a spaced,
-/// numeric citation counts, so `items[0].length` is not cut.
+/// closing citation (`[2]`), quote or bracket and the whitespace after it.
 fn sentence_end(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -57,9 +54,6 @@ fn sentence_end(text: &str) -> Option<usize> {
             {
                 j = j + 1 + close + 1;
             }
-            if j == bytes.len() && ends_with_citation(&text[..i]) {
-                return Some(j);
-            }
             if j < bytes.len() && bytes[j].is_ascii_whitespace() {
                 while j < bytes.len() && bytes[j].is_ascii_whitespace() {
                     j += 1;
@@ -70,19 +64,6 @@ fn sentence_end(text: &str) -> Option<usize> {
         i += 1;
     }
     None
-}
-
-/// Whether `text` ends with a citation marker after a space: ` [1]`, ` [1, 2]`.
-fn ends_with_citation(text: &str) -> bool {
-    let Some(open) = text.strip_suffix(']').and_then(|t| t.rfind('[')) else {
-        return false;
-    };
-    let inside = &text[open + 1..text.len() - 1];
-    text[..open].ends_with(' ')
-        && inside.chars().any(|c| c.is_ascii_digit())
-        && inside
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, ',' | ' ' | '-'))
 }
 
 #[cfg(test)]
@@ -104,23 +85,5 @@ mod tests {
         assert_eq!(gate.push(" early!\nThanks"), ["Apply early!\n"]);
         assert_eq!(gate.finish().as_deref(), Some("Thanks"));
         assert_eq!(gate.finish(), None);
-    }
-
-    #[test]
-    fn a_cited_full_stop_ends_the_sentence_before_the_next_token() {
-        let mut gate = SentenceGate::new();
-        assert_eq!(gate.push("It is 20 weeks [1]."), ["It is 20 weeks [1]."]);
-        assert!(
-            gate.push(" It is paid.").is_empty(),
-            "an uncited stop waits"
-        );
-        assert_eq!(gate.push(" Apply"), [" It is paid. "]);
-        let mut code = SentenceGate::new();
-        assert!(
-            code.push("Use items[0].").is_empty(),
-            "an index, not a citation"
-        );
-        assert!(code.push("length [see].").is_empty(), "not numeric");
-        assert_eq!(code.push(" Then"), ["Use items[0].length [see]. "]);
     }
 }
