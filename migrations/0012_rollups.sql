@@ -90,7 +90,7 @@ CREATE TABLE request_rollup (
 
 -- What one production answer adds to `answer_rollup`, split into the answer's own part and its
 -- feedback's part (thumbs, and an escalation the answer did not already carry), because the two
--- rows change apart.
+-- rows change apart; `escalated` is the two together, for reading the raw rows.
 CREATE VIEW answer_facts AS
 SELECT a.request_id, a.created_at_ms, a.created_at_ms / 3600000 AS hour,
     COALESCE(a.model, '(none)') AS model, COALESCE(a.key_id, '(none)') AS key_id,
@@ -100,6 +100,7 @@ SELECT a.request_id, a.created_at_ms, a.created_at_ms / 3600000 AS hour,
     COALESCE(f.rating = 'up', 0) AS thumbs_up, COALESCE(f.rating = 'down', 0) AS thumbs_down,
     a.rephrased_at_ms IS NOT NULL AS rephrased, a.escalated AS own_escalated,
     COALESCE(f.escalated, 0) AND NOT a.escalated AS feedback_escalated,
+    a.escalated OR COALESCE(f.escalated, 0) AS escalated,
     a.cache = 'exact' AS exact_hits, a.cache = 'semantic' AS semantic_hits,
     a.cost_micro_usd, a.saved_micro_usd,
     a.latency_ms <= 0.1 AS le_0p1, a.latency_ms <= 0.15 AS le_0p15,

@@ -1,8 +1,8 @@
 //! Production figures over the assistant's recorded answers, for `askacme stats` and
 //! `GET /admin/stats` (one implementation): answer / no_answer / filtered rates, thumbs-up,
 //! rephrase and escalation rates, cache hit rates, spend and spend saved, latency
-//! percentiles (interpolated in the store's histograms), and the questions most often left unanswered (knowledge gaps for the
-//! documents' owners). Evaluation runs are left out.
+//! percentiles (interpolated in the store's histograms), and the questions most often left
+//! unanswered (knowledge gaps for the documents' owners). Evaluation runs are left out.
 
 use std::fmt::Write;
 

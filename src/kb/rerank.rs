@@ -182,14 +182,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_chunk_with_one_matching_sentence_moves_up() {
+    /// A test context and the question both tests score against.
+    async fn parental_leave_question() -> (RequestContext, Vec<f32>) {
         let ctx = RequestContext::new("test", "test");
         let question = HashEmbedder
             .embed(vec!["How many weeks of parental leave?".into()], &ctx)
             .await
             .unwrap()
             .remove(0);
+        (ctx, question)
+    }
+
+    #[tokio::test]
+    async fn a_chunk_with_one_matching_sentence_moves_up() {
+        let (ctx, question) = parental_leave_question().await;
         let hits = vec![
             hit(
                 1,
@@ -211,12 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_chunk_is_cut_to_its_closest_sentences_in_their_order() {
-        let ctx = RequestContext::new("test", "test");
-        let question = HashEmbedder
-            .embed(vec!["How many weeks of parental leave?".into()], &ctx)
-            .await
-            .unwrap()
-            .remove(0);
+        let (ctx, question) = parental_leave_question().await;
         let long = "Parental leave is paid by the company. Employees may bring a dog on Fridays. \
                     Twenty weeks of parental leave apply to the primary caregiver. The canteen opens at noon.";
         let short = "Offices open on weekdays at eight.";

@@ -258,11 +258,6 @@ impl Database {
     /// Production answers since `since_ms` by day, model, key, prompt version and category.
     pub async fn answer_cells(&self, since_ms: i64) -> Result<Vec<AnswerCell>, StoreError> {
         let counts = ANSWER_COUNTS.join(", ");
-        // The raw rows' escalation is the answer's own or its feedback's, as the sums keep it.
-        let raw_counts = counts.replace(
-            "escalated",
-            "own_escalated + feedback_escalated AS escalated",
-        );
         let sums = ANSWER_COUNTS
             .iter()
             .map(|c| format!("SUM({c}) AS {c}"))
@@ -274,7 +269,7 @@ impl Database {
              SELECT hour, model, key_id, prompt_version, category, {counts}, {buckets} \
              FROM answer_rollup WHERE hour >= ?1 \
              UNION ALL \
-             SELECT hour, model, key_id, prompt_version, category, {raw_counts}, {buckets} \
+             SELECT hour, model, key_id, prompt_version, category, {counts}, {buckets} \
              FROM answer_facts WHERE created_at_ms >= ?2 AND created_at_ms < ?1 * {HOUR_MS}) \
              SELECT {DAY_OF_HOUR} AS day, model, key_id, prompt_version, category, {sums}, \
              {bucket_sums} FROM rows GROUP BY day, model, key_id, prompt_version, category \
