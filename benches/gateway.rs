@@ -29,7 +29,7 @@ use askacme::config::Config;
 use askacme::models::catalog::{self, ModelKind};
 use askacme::models::embedder::{BertEmbedder, Embedder};
 use askacme::models::generator::{
-    ChatTurn, GenerationEvent, GeneratorOptions, GgufGenerator, SamplingParams,
+    ChatTurn, GenerationEvent, GenerationStats, GeneratorOptions, GgufGenerator, SamplingParams,
 };
 use axum::Router;
 use axum::http::StatusCode;
@@ -550,69 +550,101 @@ accrue pro rata. Up to 5 unused days may be carried over to 31 March of the foll
 [3] Expenses (FIN-210): Claims must be filed within 30 days with itemised receipts. Meals while travelling are \
 reimbursed up to 45 EUR per day.\n\nQuestion: How long is parental leave and who is eligible?";
 
+/// Two greedy runs of `RAG_PROMPT` (the first warms up): the second's figures and text.
+fn generate_twice(generator: &GgufGenerator) -> (GenerationStats, String) {
+    let params = SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        max_tokens: Some(64),
+        stop: Vec::new(),
+        seed: 0,
+        json: false,
+    };
+    let turns = vec![ChatTurn {
+        role: "user".into(),
+        content: RAG_PROMPT.into(),
+    }];
+    let mut last = None;
+    for _ in 0..2 {
+        let mut text = String::new();
+        let mut events = generator.generate(turns.clone(), params.clone());
+        while let Some(event) = events.blocking_recv() {
+            match event {
+                GenerationEvent::Done(s) => last = Some((s, std::mem::take(&mut text))),
+                GenerationEvent::Failed(e) => panic!("{e}"),
+                GenerationEvent::Text(t) => text.push_str(&t),
+            }
+        }
+    }
+    last.unwrap()
+}
+
 fn local_generation() {
     let config = Config::load(None).unwrap();
     let models_dir = config.models_dir();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let options = GeneratorOptions {
+    let options = |draft_tokens| GeneratorOptions {
         threads,
         max_concurrent: 1,
         context_tokens: 4096,
         batch_tokens: 512,
         // The same prompt runs twice: the second must evaluate all of it to measure prefill.
         reuse_prefix: false,
+        draft_tokens,
     };
+    let models: Vec<_> = catalog::CATALOG
+        .iter()
+        .filter(|e| e.kind == ModelKind::Generation)
+        .map(|e| (e.name, e.load_path(&models_dir)))
+        .filter(|(name, path)| {
+            let found = path.is_file();
+            if !found {
+                println!("{name} not downloaded; skipping it");
+            }
+            found
+        })
+        .collect();
     println!(
-        "## Local generation (llama.cpp, {threads} threads, greedy, 64 new tokens, RAG prompt)\n"
+        "## Local generation (llama.cpp, {threads} threads, greedy, 64 new tokens, RAG prompt, no drafting)\n"
     );
     println!(
         "| model | prompt tokens | prefill tok/s (ours) | prefill tok/s (llama.cpp) | decode tok/s (ours) | decode tok/s (llama.cpp) |"
     );
     println!("|---|---|---|---|---|---|");
-    for entry in catalog::CATALOG
-        .iter()
-        .filter(|e| e.kind == ModelKind::Generation)
-    {
-        let path = entry.load_path(&models_dir);
-        if !path.is_file() {
-            println!("| {} | not downloaded | | | | |", entry.name);
-            continue;
-        }
-        let generator = GgufGenerator::load(&path, &options).unwrap();
-        let params = SamplingParams {
-            temperature: 0.0,
-            top_p: 1.0,
-            max_tokens: Some(64),
-            stop: Vec::new(),
-            seed: 0,
-            json: false,
-        };
-        let turns = vec![ChatTurn {
-            role: "user".into(),
-            content: RAG_PROMPT.into(),
-        }];
-        // One warm-up run, then the measured one.
-        let mut stats = None;
-        for _ in 0..2 {
-            let mut events = generator.generate(turns.clone(), params.clone());
-            while let Some(event) = events.blocking_recv() {
-                match event {
-                    GenerationEvent::Done(s) => stats = Some(s),
-                    GenerationEvent::Failed(e) => panic!("{e}"),
-                    GenerationEvent::Text(_) => {}
-                }
-            }
-        }
-        let s = stats.unwrap();
+    for (name, path) in &models {
+        let generator = GgufGenerator::load(path, &options(0)).unwrap();
+        let (s, _) = generate_twice(&generator);
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.1} | {:.1} |",
-            entry.name,
+            "| {name} | {} | {:.0} | {:.0} | {:.1} | {:.1} |",
             s.prompt_tokens,
             s.prefill_tokens_per_sec(),
             s.llama_cpp.prefill_tokens_per_sec(),
             s.decode_tokens_per_sec(),
             s.llama_cpp.decode_tokens_per_sec(),
         );
+    }
+    println!();
+    println!("## Prompt-lookup drafting (the same runs, `providers.local.draft_tokens`)\n");
+    println!(
+        "| model | draft tokens | completion tokens | decode calls | guesses checked / kept | decode tok/s | same text as without drafting |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, path) in &models {
+        let mut plain = None;
+        for draft_tokens in [0, 4, 8, 16] {
+            let generator = GgufGenerator::load(path, &options(draft_tokens)).unwrap();
+            let (s, text) = generate_twice(&generator);
+            let plain = plain.get_or_insert(text.clone());
+            println!(
+                "| {name} | {draft_tokens} | {} | {} | {} / {} | {:.1} | {} |",
+                s.completion_tokens,
+                s.decode_calls,
+                s.drafted_tokens,
+                s.accepted_tokens,
+                s.decode_tokens_per_sec(),
+                if *plain == text { "yes" } else { "no" },
+            );
+        }
     }
     println!();
 }

@@ -441,6 +441,14 @@ pub struct LocalProviderConfig {
     /// every question): prefill is what a local answer's first text waits for.
     #[serde(default = "safety::yes")]
     pub reuse_prefix: bool,
+    /// Greedy answers: up to this many next tokens are guessed from the prompt and the answer
+    /// so far (prompt-lookup decoding) and checked by the model in one batch, which on a CPU
+    /// costs little more than one token; only guesses the model would pick itself are kept.
+    /// 0 (the default) decodes one token per call: on 2-core machines whose batches cost
+    /// nearly a decode call per token, unkept guesses cost more than kept ones save
+    /// (docs/benchmarks.md).
+    #[serde(default)]
+    pub draft_tokens: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -740,6 +748,7 @@ impl Config {
                         local.batch_tokens,
                         1..=1 << 16,
                     )?;
+                    check_range(&format!("{key}.draft_tokens"), local.draft_tokens, 0..=64)?;
                 }
             }
         }

@@ -37,8 +37,8 @@ use crate::providers::anthropic::AnthropicProvider;
 use crate::providers::local::LocalProvider;
 use crate::providers::openai::OpenAiProvider;
 use crate::providers::types::{
-    CacheDirective, ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Delta, EmbeddingRequest,
-    Embeddings, Role, Usage,
+    CacheDirective, ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta,
+    EmbeddingRequest, Embeddings, Role, Usage,
 };
 use crate::providers::{Provider, ProviderError};
 use crate::store::{RequestRecord, RequestStatus};
@@ -118,7 +118,25 @@ pub struct RequestContext {
     pub user: Option<String>,
     /// Personal values redacted from the request before it reached the gateway, for its rows.
     pub redactions: u64,
+    /// How long the request has waited on models so far; shared by its child contexts.
+    pub model_wait: ModelWait,
     pub started: Instant,
+}
+
+/// How long a request has waited on models so far, readable while it runs: the server takes a
+/// streamed answer's wait before its first event from it, to report its own overhead.
+#[derive(Debug, Clone, Default)]
+pub struct ModelWait(Arc<std::sync::atomic::AtomicU64>);
+
+impl ModelWait {
+    pub fn get(&self) -> Duration {
+        Duration::from_micros(self.0.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    pub fn set(&self, waited: Duration) {
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.0.store(micros, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl RequestContext {
@@ -133,6 +151,7 @@ impl RequestContext {
             session_id: None,
             user: None,
             redactions: 0,
+            model_wait: ModelWait::default(),
             started: Instant::now(),
         }
     }
@@ -154,6 +173,7 @@ impl RequestContext {
             session_id: self.session_id.clone(),
             user: self.user.clone(),
             redactions: self.redactions,
+            model_wait: self.model_wait.clone(),
             started: Instant::now(),
         }
     }
@@ -370,12 +390,7 @@ impl Gateway {
         ctx: &RequestContext,
     ) -> Result<Completion, GatewayError> {
         let span = operation_span("chat", &request.model, ctx);
-        if crate::telemetry::otlp::capture_content() {
-            span.record(
-                "gen_ai.input.messages",
-                serde_json::to_string(&request.messages).unwrap_or_default(),
-            );
-        }
+        capture_input(&span, &request);
         let mut pending = PendingRow::new(
             self,
             "chat",
@@ -391,10 +406,7 @@ impl Gateway {
             Ok(completion) => {
                 let usage = completion.response.usage.unwrap_or_default();
                 fill_usage(&mut pending.row, &usage, completion.cost_micro_usd);
-                if crate::telemetry::otlp::capture_content() {
-                    let output = serde_json::to_string(&completion.response.choices);
-                    span.record("gen_ai.output.messages", output.unwrap_or_default());
-                }
+                capture_output(&span, &completion.response.choices);
             }
             Err(e) => fail_row(&mut pending.row, e),
         }
@@ -497,6 +509,7 @@ impl Gateway {
     ) -> Result<CompletionStream, GatewayError> {
         let mut row = new_row(ctx, &request.model, request.user.as_deref(), true);
         let span = operation_span("chat", &request.model, ctx);
+        capture_input(&span, &request);
         let include_usage = request
             .stream_options
             .as_ref()
@@ -1053,6 +1066,23 @@ impl<'a> PendingRow<'a> {
         row.latency_ms = millis(self.started.elapsed());
         observe_operation(&row, self.operation, &self.span);
         self.gateway.log.record(row);
+    }
+}
+
+/// With `telemetry.capture_content`, the request's messages on its model-call span, as the
+/// gateway received them.
+fn capture_input(span: &tracing::Span, request: &ChatRequest) {
+    if crate::telemetry::otlp::capture_content() {
+        let input = serde_json::to_string(&request.messages);
+        span.record("gen_ai.input.messages", input.unwrap_or_default());
+    }
+}
+
+/// With `telemetry.capture_content`, the reply's choices on its model-call span.
+fn capture_output(span: &tracing::Span, choices: &[Choice]) {
+    if crate::telemetry::otlp::capture_content() {
+        let output = serde_json::to_string(choices);
+        span.record("gen_ai.output.messages", output.unwrap_or_default());
     }
 }
 

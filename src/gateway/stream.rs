@@ -37,7 +37,8 @@ pub(super) struct Settlement {
     pub stopped: Option<super::guardrails::StreamStop>,
 }
 
-/// The streamed answer put back together, to cache it once it completed.
+/// The streamed answer put back together, to cache it (and, with `telemetry.capture_content`,
+/// put it on its span) once it completed. Tool calls and extra choices are not put together.
 #[derive(Default)]
 struct Assembled {
     id: String,
@@ -126,7 +127,7 @@ impl Tracker {
     }
 
     fn observe(&mut self, chunk: &ChatChunk) {
-        if self.settlement.store.is_some() {
+        if self.settlement.store.is_some() || crate::telemetry::otlp::capture_content() {
             self.assembled.observe(chunk);
         }
         if let Some(usage) = chunk.usage {
@@ -172,10 +173,15 @@ impl Tracker {
         {
             health.record(status == RequestStatus::Success);
         }
-        if status == RequestStatus::Success
-            && let Some((cache, key)) = self.settlement.store.take()
-            && let Some(response) = std::mem::take(&mut self.assembled).response(usage)
-            && let Ok(body) = serde_json::to_string(&response)
+        let response = (status == RequestStatus::Success)
+            .then(|| std::mem::take(&mut self.assembled).response(usage))
+            .flatten();
+        if let Some(response) = &response {
+            super::capture_output(&self.span, &response.choices);
+        }
+        if let Some((cache, key)) = self.settlement.store.take()
+            && let Some(response) = &response
+            && let Ok(body) = serde_json::to_string(response)
         {
             cache.put(key, "chat", body, cost);
         }

@@ -21,6 +21,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
+use super::lookup;
 use super::stop::StopScanner;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,8 +40,12 @@ pub struct GeneratorOptions {
     pub max_concurrent: usize,
     pub context_tokens: u32,
     pub batch_tokens: u32,
-    /// Evaluate only the part of a prompt that differs from what the context holds.
+    /// Keep the evaluation of the leading chat turns a prompt shares with what the context
+    /// holds, and evaluate only the rest.
     pub reuse_prefix: bool,
+    /// Greedy answers: up to this many tokens guessed by prompt lookup are checked per decode
+    /// call (0 = one token per call).
+    pub draft_tokens: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +96,11 @@ pub struct GenerationStats {
     /// Prompt tokens whose evaluation was kept from the previous generation.
     pub reused_tokens: u32,
     pub completion_tokens: u32,
+    /// Tokens guessed by prompt lookup and checked by the model, and how many of them it kept.
+    pub drafted_tokens: u32,
+    pub accepted_tokens: u32,
+    /// Decode calls after the prompt: one per completion token without drafting.
+    pub decode_calls: u32,
     pub prefill_ms: f64,
     pub decode_ms: f64,
     /// llama.cpp's own counters for the same generation (`llama_perf_context`), for comparison.
@@ -263,8 +273,7 @@ fn worker_loop(
         }
     };
     drop(ready);
-    // The tokens whose keys and values the context holds, in position order.
-    let mut evaluated: Vec<LlamaToken> = Vec::new();
+    let mut held = Held::default();
     loop {
         // The lock is held only while waiting for the next job.
         let job = match queue.lock() {
@@ -275,13 +284,13 @@ fn worker_loop(
             Err(_) => return,
         };
         let events = job.events.clone();
-        let final_event = match run(model, template, &mut ctx, options, job, &mut evaluated) {
+        let final_event = match run(model, template, &mut ctx, options, job, &mut held) {
             Ok(Some(stats)) => GenerationEvent::Done(stats),
             Ok(None) => continue, // the caller went away
             Err(e) => {
                 // What the context holds after a failure is unknown: start afresh.
                 ctx.clear_kv_cache();
-                evaluated.clear();
+                held = Held::default();
                 GenerationEvent::Failed(e)
             }
         };
@@ -296,7 +305,7 @@ fn run(
     ctx: &mut LlamaContext<'_>,
     options: &GeneratorOptions,
     job: Job,
-    evaluated: &mut Vec<LlamaToken>,
+    held: &mut Held,
 ) -> Result<Option<GenerationStats>, GenerateError> {
     let Job {
         turns,
@@ -325,23 +334,30 @@ fn run(
     let budget = (n_ctx - tokens.len()) as u32;
     let max_tokens = params.max_tokens.map_or(budget, |m| m.min(budget));
 
-    let reused = keep_prefix(ctx, evaluated, &tokens, options.reuse_prefix);
+    let turn_ends = turn_ends(model, template, &messages, &tokens)?;
+    let reused = keep_turns(ctx, held, &tokens, &turn_ends, options.reuse_prefix);
     ctx.reset_timings();
     let prefill_start = Instant::now();
     let batch_size = options.batch_tokens as usize;
     let mut batch = LlamaBatch::new(batch_size.max(1), 1);
     let last = tokens.len() - 1;
-    for (chunk_index, chunk) in tokens[reused..].chunks(batch_size).enumerate() {
-        batch.clear();
-        for (offset, token) in chunk.iter().enumerate() {
-            let pos = reused + chunk_index * batch_size + offset;
-            batch
-                .add(*token, pos as i32, &[0], pos == last)
-                .map_err(|e| GenerateError::Inference(e.to_string()))?;
+    let mut turn_start = reused;
+    for &turn_end in turn_ends.iter().filter(|&&end| end > reused) {
+        for chunk_start in (turn_start..turn_end).step_by(batch_size.max(1)) {
+            let chunk = &tokens[chunk_start..(chunk_start + batch_size).min(turn_end)];
+            batch.clear();
+            for (offset, token) in chunk.iter().enumerate() {
+                let pos = chunk_start + offset;
+                batch
+                    .add(*token, pos as i32, &[0], pos == last)
+                    .map_err(|e| GenerateError::Inference(e.to_string()))?;
+            }
+            ctx.decode(&mut batch)
+                .map_err(|e| GenerateError::Inference(format!("prompt evaluation: {e}")))?;
+            held.tokens.extend_from_slice(chunk);
         }
-        ctx.decode(&mut batch)
-            .map_err(|e| GenerateError::Inference(format!("prompt evaluation: {e}")))?;
-        evaluated.extend_from_slice(chunk);
+        held.turn_ends.push(turn_end);
+        turn_start = turn_end;
     }
     let prefill_ms = prefill_start.elapsed().as_secs_f64() * 1000.0;
 
@@ -352,47 +368,86 @@ fn run(
                 .map_err(|e| GenerateError::Inference(format!("JSON grammar: {e}")))?,
         );
     }
-    if params.temperature <= 0.0 {
+    let greedy = params.temperature <= 0.0;
+    if greedy {
         samplers.push(LlamaSampler::greedy());
     } else {
         samplers.push(LlamaSampler::top_p(params.top_p, 1));
         samplers.push(LlamaSampler::temp(params.temperature));
         samplers.push(LlamaSampler::dist(params.seed));
     }
+    // A guess can be checked only against a choice that depends on the logits alone: greedy,
+    // without a grammar (whose state advances with every token it accepts).
+    let max_draft = if greedy && !params.json {
+        (options.draft_tokens as usize).min(batch_size.saturating_sub(1))
+    } else {
+        0
+    };
     let mut sampler = LlamaSampler::chain_simple(samplers);
     let mut stops = StopScanner::new(params.stop);
     let mut pending_bytes = Vec::new();
-    let mut completion_tokens = 0u32;
-    let mut position = tokens.len() as i32;
-    let mut logits_index = batch.n_tokens() - 1;
+    let (mut completion_tokens, mut drafted_tokens, mut accepted_tokens) = (0u32, 0u32, 0u32);
+    let mut decode_calls = 0u32;
+    // The prompt and the answer so far, where guesses are looked up.
+    let mut history = tokens.clone();
+    let mut position = tokens.len();
+    // Tokens the model picked that are not yet handled; the last is not yet evaluated.
+    let mut chosen = vec![sampler.sample(ctx, batch.n_tokens() - 1)];
     let decode_start = Instant::now();
-    let cause = loop {
+    let cause = 'generation: loop {
+        for &token in &chosen {
+            if completion_tokens >= max_tokens {
+                break 'generation StopCause::Length;
+            }
+            if vocab.is_eog(token) {
+                break 'generation StopCause::Stop;
+            }
+            completion_tokens += 1;
+            history.push(token);
+            pending_bytes.extend(vocab.token_to_piece(token, false, None));
+            let text = take_valid_utf8(&mut pending_bytes);
+            let (emit, stopped) = stops.push(&text);
+            if !emit.is_empty() && events.blocking_send(GenerationEvent::Text(emit)).is_err() {
+                return Ok(None);
+            }
+            if stopped {
+                break 'generation StopCause::Stop;
+            }
+        }
         if completion_tokens >= max_tokens {
             break StopCause::Length;
         }
-        let token = sampler.sample(ctx, logits_index);
-        if vocab.is_eog(token) {
-            break StopCause::Stop;
-        }
-        completion_tokens += 1;
-        pending_bytes.extend(vocab.token_to_piece(token, false, None));
-        let text = take_valid_utf8(&mut pending_bytes);
-        let (emit, stopped) = stops.push(&text);
-        if !emit.is_empty() && events.blocking_send(GenerationEvent::Text(emit)).is_err() {
-            return Ok(None);
-        }
-        if stopped {
-            break StopCause::Stop;
-        }
+        // Evaluate the newest token together with guesses at the ones after it.
+        let newest = history[history.len() - 1];
+        let room = (max_tokens - completion_tokens) as usize;
+        let guesses = lookup::draft(&history, max_draft.min(room));
         batch.clear();
-        batch
-            .add(token, position, &[0], true)
-            .map_err(|e| GenerateError::Inference(e.to_string()))?;
+        for (offset, token) in std::iter::once(&newest).chain(guesses).enumerate() {
+            batch
+                .add(*token, (position + offset) as i32, &[0], true)
+                .map_err(|e| GenerateError::Inference(e.to_string()))?;
+        }
         ctx.decode(&mut batch)
             .map_err(|e| GenerateError::Inference(format!("decode: {e}")))?;
-        evaluated.push(token);
-        position += 1;
-        logits_index = 0;
+        decode_calls += 1;
+        drafted_tokens += guesses.len() as u32;
+        // The model's pick after each position, for as long as it agrees with the guesses.
+        chosen.clear();
+        for index in 0..=guesses.len() {
+            let next = sampler.sample(ctx, index as i32);
+            chosen.push(next);
+            if guesses.get(index) != Some(&next) {
+                break;
+            }
+        }
+        let kept = chosen.len() - 1;
+        accepted_tokens += kept as u32;
+        held.tokens.push(newest);
+        held.tokens.extend_from_slice(&guesses[..kept]);
+        position += 1 + kept;
+        if kept < guesses.len() {
+            forget_from(ctx, position)?;
+        }
     };
     let rest = stops.finish();
     if !rest.is_empty() && events.blocking_send(GenerationEvent::Text(rest)).is_err() {
@@ -410,40 +465,97 @@ fn run(
         prompt_tokens: tokens.len() as u32,
         reused_tokens: reused as u32,
         completion_tokens,
+        drafted_tokens,
+        accepted_tokens,
+        decode_calls,
         prefill_ms,
         decode_ms: decode_start.elapsed().as_secs_f64() * 1000.0,
     }))
 }
 
-/// Takes the longest valid UTF-8 prefix; a character split across tokens waits for its rest.
-/// Keeps the context's keys and values for the longest prefix `tokens` shares with what it
-/// holds (`evaluated`), drops the rest, and returns that prefix's length: the prompt is then
-/// evaluated from there. At least the last prompt token is always evaluated again, since its
-/// logits pick the first answer token. Without reuse, or when llama.cpp cannot drop part of
-/// a sequence, everything is dropped and 0 is returned.
-fn keep_prefix(
-    ctx: &mut LlamaContext<'_>,
-    evaluated: &mut Vec<LlamaToken>,
+/// What a context's keys and values hold: tokens in position order, and where the chat turns
+/// of the prompt they came from ended (each turn was evaluated in batches of its own).
+#[derive(Default)]
+struct Held {
+    tokens: Vec<LlamaToken>,
+    turn_ends: Vec<usize>,
+}
+
+/// Where each chat turn of the prompt ends in its tokens; the last end is the prompt's (the
+/// last turn carries the assistant's opening). A turn whose rendering alone does not tokenize
+/// to a prefix of the whole prompt is no boundary.
+///
+/// The prompt is evaluated turn by turn, and only whole turns are reused: the rounding of a
+/// batch's arithmetic depends on where batches start and end, so this makes a context's state
+/// after a prompt a function of the prompt alone, never of what the context served before.
+/// A greedy answer is then the same from a fresh context and from any reused one.
+fn turn_ends(
+    model: &LlamaModel,
+    template: &LlamaChatTemplate,
+    messages: &[LlamaChatMessage],
     tokens: &[LlamaToken],
+) -> Result<Vec<usize>, GenerateError> {
+    let mut ends = Vec::with_capacity(messages.len());
+    for turns in 1..messages.len() {
+        let text = model
+            .apply_chat_template(template, &messages[..turns], false)
+            .map_err(|e| GenerateError::Inference(format!("chat template: {e}")))?;
+        let prefix = model.vocab().tokenize(text.as_bytes(), true, true);
+        let after_last = ends.last().is_none_or(|&end| prefix.len() > end);
+        if after_last && prefix.len() < tokens.len() && tokens.starts_with(&prefix) {
+            ends.push(prefix.len());
+        }
+    }
+    ends.push(tokens.len());
+    Ok(ends)
+}
+
+/// Keeps the context's keys and values for the leading turns `tokens` shares with what it
+/// holds, evaluated at the same boundaries, drops the rest, and returns how many tokens were
+/// kept: the prompt is evaluated from there. The last turn is always evaluated again, since
+/// its last token's logits pick the first answer token. Without reuse, or when llama.cpp
+/// cannot drop part of a sequence, everything is dropped and 0 is returned.
+fn keep_turns(
+    ctx: &mut LlamaContext<'_>,
+    held: &mut Held,
+    tokens: &[LlamaToken],
+    turn_ends: &[usize],
     reuse: bool,
 ) -> usize {
     let shared = if reuse {
-        common_prefix(evaluated, tokens).min(tokens.len().saturating_sub(1))
+        let common = common_prefix(&held.tokens, tokens);
+        held.turn_ends
+            .iter()
+            .zip(turn_ends)
+            .take_while(|&(held_end, end)| held_end == end && *end <= common && *end < tokens.len())
+            .count()
     } else {
         0
     };
-    let kept = shared > 0
-        && u32::try_from(shared)
-            .ok()
-            .and_then(|from| ctx.clear_kv_cache_seq(Some(0), Some(from), None).ok())
-            .unwrap_or(false);
-    if kept {
-        evaluated.truncate(shared);
-        shared
+    let kept = turn_ends[..shared].last().copied().unwrap_or(0);
+    if kept > 0 && forget_from(ctx, kept).is_ok() {
+        held.tokens.truncate(kept);
+        held.turn_ends.truncate(shared);
+        kept
     } else {
         ctx.clear_kv_cache();
-        evaluated.clear();
+        *held = Held::default();
         0
+    }
+}
+
+/// Drops the context's keys and values from `position` on.
+fn forget_from(ctx: &mut LlamaContext<'_>, position: usize) -> Result<(), GenerateError> {
+    let dropped = u32::try_from(position)
+        .ok()
+        .and_then(|from| ctx.clear_kv_cache_seq(Some(0), Some(from), None).ok())
+        .unwrap_or(false);
+    if dropped {
+        Ok(())
+    } else {
+        Err(GenerateError::Inference(format!(
+            "llama.cpp could not drop the context's tokens from position {position}"
+        )))
     }
 }
 
@@ -451,6 +563,7 @@ fn common_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
+/// Takes the longest valid UTF-8 prefix; a character split across tokens waits for its rest.
 fn take_valid_utf8(bytes: &mut Vec<u8>) -> String {
     let valid = match std::str::from_utf8(bytes) {
         Ok(_) => bytes.len(),

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod embedder;
 pub mod fetch;
 pub mod generator;
+mod lookup;
 mod stop;
 
 use std::path::{Path, PathBuf};

@@ -21,7 +21,7 @@ pub mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ use crate::cache::semantic::{Lookup, Probe, SemanticCache, Verifier};
 use crate::cache::{self, CacheDirective, CacheStatus, ResponseCache};
 use crate::config::{AssistantConfig, Category, Config, SafetyConfig};
 use crate::gateway::GatewayError;
-use crate::gateway::{Gateway, RequestContext};
+use crate::gateway::{Gateway, ModelWait, RequestContext};
 use crate::kb::embed::{GatewayEmbedder, TextEmbedder, passage};
 use crate::kb::search::{FusionSettings, Hit, Retriever, SearchError};
 use crate::models::embedder::cosine;
@@ -417,15 +417,39 @@ struct Emitter<'a> {
     /// Whether any text went out: an answer given without a model call (a cache hit, a
     /// refusal) is sent whole at the end.
     sent: bool,
+    /// Where the wait on models before the first event goes (`RequestContext::model_wait`).
+    model_wait: ModelWait,
+    /// The wait on models before generation began (the embedding), and when it began.
+    generating: Option<(Duration, Instant)>,
 }
 
-impl Emitter<'_> {
+impl<'a> Emitter<'a> {
+    fn new(events: Option<&'a Events>, ctx: &RequestContext) -> Self {
+        Self {
+            events,
+            sent: false,
+            model_wait: ctx.model_wait.clone(),
+            generating: None,
+        }
+    }
+
     fn streaming(&self) -> bool {
         self.events.is_some()
     }
 
+    /// Generation begins now, after `waited` on the embedding model.
+    fn generation_starts(&mut self, waited_ms: f64) {
+        let waited = Duration::try_from_secs_f64(waited_ms / 1000.0).unwrap_or_default();
+        self.generating = Some((waited, Instant::now()));
+    }
+
     fn send(&mut self, event: AskEvent) {
         if let Some(events) = self.events {
+            if let Some((embedding, since)) = self.generating.take() {
+                // The first event since generation began; set before it goes, as the server
+                // reads it when it receives the event.
+                self.model_wait.set(embedding + since.elapsed());
+            }
             // A closed channel means the caller left; the server drops this work with it.
             let _ = events.send(event);
         }
@@ -453,6 +477,10 @@ impl Emitter<'_> {
         if self.sent || !self.streaming() {
             return;
         }
+        let waited = response.stage_latency_ms.embed + response.stage_latency_ms.generate;
+        self.model_wait
+            .set(Duration::try_from_secs_f64(waited / 1000.0).unwrap_or_default());
+        self.generating = None;
         self.sent = true;
         self.send(AskEvent::Delta(response.answer.clone()));
         if !response.sources.is_empty() {
@@ -573,11 +601,8 @@ impl Assistant {
         overrides: &Overrides,
         ctx: &RequestContext,
     ) -> Result<AskResponse, AskError> {
-        let emitter = Emitter {
-            events: None,
-            sent: false,
-        };
-        self.run(request, overrides, emitter, ctx).await
+        self.run(request, overrides, Emitter::new(None, ctx), ctx)
+            .await
     }
 
     /// `handle`, streamed: each sentence goes to `events` once the output guard passed it,
@@ -590,10 +615,7 @@ impl Assistant {
         ctx: &RequestContext,
         events: Events,
     ) -> Result<AskResponse, AskError> {
-        let emitter = Emitter {
-            events: Some(&events),
-            sent: false,
-        };
+        let emitter = Emitter::new(Some(&events), ctx);
         self.run(request, &Overrides::default(), emitter, ctx).await
     }
 
@@ -774,6 +796,7 @@ impl Assistant {
             hits: &hits,
             canary: self.canary.as_ref(),
         };
+        emitter.generation_starts(turn.stages.embed);
         if emitter.streaming() && !self.cascades_from(model) {
             let request = answer::request(generation)?;
             self.stream_answer(request, &hits, &mut release, emitter, &mut response, ctx)

@@ -43,6 +43,7 @@ impl LocalProvider {
                 context_tokens: config.context_tokens,
                 batch_tokens: config.batch_tokens,
                 reuse_prefix: config.reuse_prefix,
+                draft_tokens: config.draft_tokens,
             },
             models_dir,
             generators: Mutex::new(HashMap::new()),

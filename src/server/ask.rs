@@ -67,6 +67,7 @@ type Work = Pin<Box<dyn Future<Output = Result<AskResponse, AskError>> + Send>>;
 async fn streamed(assistant: Arc<Assistant>, request: AskRequest, ctx: RequestContext) -> Response {
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
     let started = ctx.started;
+    let model_wait = ctx.model_wait.clone();
     // The body is polled after the handler returned, outside the request's span: the work
     // carries the span with it, so its stages stay in the request's trace.
     let work: Work = Box::pin(
@@ -108,7 +109,11 @@ async fn streamed(assistant: Arc<Assistant>, request: AskRequest, ctx: RequestCo
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response();
-    response.extensions_mut().insert(model);
+    // The head goes out with the first event: what the answer waited on models until then
+    // is not the server's overhead.
+    let extensions = response.extensions_mut();
+    extensions.insert(ProviderTime(model_wait.get()));
+    extensions.insert(model);
     response
 }
 

@@ -111,6 +111,33 @@ async fn a_sentence_that_fails_the_output_guard_mid_stream_is_never_shown() {
     assert_eq!(done["ungrounded"], json!(["75"]));
 }
 
+/// The head of a streamed answer goes out with its first sentence; the server's overhead
+/// (`x-askacme-overhead-ms`, and the HTTP histogram's) leaves out what the answer waited on
+/// its models until then, as a whole answer's does.
+#[tokio::test]
+async fn a_streamed_answers_overhead_leaves_out_its_wait_on_the_model() {
+    let (_fake, app) = fake_app("slow-cited", "").await;
+    let started = std::time::Instant::now();
+    let response = app
+        .post(
+            "/v1/ask",
+            json!({"question": "How long is parental leave?", "stream": true}),
+        )
+        .await;
+    let head_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let overhead: f64 = response.headers()["x-askacme-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(head_ms >= 300.0, "the head waits for the first sentence");
+    assert!(
+        overhead <= head_ms - 300.0,
+        "the model's 300 ms are not overhead: {overhead:.1} of {head_ms:.1} ms"
+    );
+    assert!(response.text().await.unwrap().contains("20 weeks"));
+}
+
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_answer_is_logged_cancelled_and_billed() {
     let (_fake, app) = fake_app("slow-sentences", "").await;

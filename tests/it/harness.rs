@@ -450,9 +450,15 @@ async fn openai_chat(
             .to_owned()
     });
     // `cited` answers like a good assistant: the handbook's figure, with a citation;
-    // `source-cited` the same, citing in the `[Source 1]` form.
+    // `slow-cited` the same after 300 ms; `source-cited` the same, citing in the
+    // `[Source 1]` form.
+    if model == "slow-cited" {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let content = match model.as_str() {
-        "cited" => "Employees get 20 weeks of parental leave at full pay [1].".to_owned(),
+        "cited" | "slow-cited" => {
+            "Employees get 20 weeks of parental leave at full pay [1].".to_owned()
+        }
         "source-cited" => {
             "Employees get 20 weeks of parental leave at full pay [Source 1].".to_owned()
         }

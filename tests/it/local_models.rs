@@ -340,6 +340,9 @@ async fn json_mode_makes_a_local_model_answer_with_a_json_object() {
 
 /// A prompt that starts like the last one (the same system prompt) evaluates only what
 /// differs, reports the rest as cached prompt tokens, and answers as it would have afresh.
+/// Only whole chat turns are reused: a question that begins like the last one still has its
+/// whole turn evaluated, so what a context served before never changes how a prompt is cut
+/// into batches (and so its rounding, and so a greedy answer).
 #[tokio::test]
 async fn a_shared_prompt_prefix_is_evaluated_once_and_answers_do_not_change() {
     let app = App::spawn("[providers.local]\nmax_concurrent = 1").await;
@@ -357,11 +360,82 @@ async fn a_shared_prompt_prefix_is_evaluated_once_and_answers_do_not_change() {
         shared > 10 && shared < colour["usage"]["prompt_tokens"].as_u64().unwrap(),
         "the system prompt was reused, the question was not: {colour}"
     );
+    let longer = answer(&app, ask("Name a colour and a fruit.")).await;
+    assert_eq!(
+        cached(&longer),
+        Some(shared),
+        "a question sharing its first words with the last one is evaluated whole: {longer}"
+    );
     let again = answer(&app, ask("Name a fruit.")).await;
     assert_eq!(
         text(&again),
         text(&fruit),
         "reuse does not change a greedy answer"
     );
-    assert!(cached(&again).unwrap_or(0) >= shared, "{again}");
+    assert_eq!(cached(&again), Some(shared), "{again}");
+}
+
+/// Prompt-lookup drafting checks guesses copied from the prompt in one decode call each and
+/// keeps only those the model picks itself: the greedy answer is the one that one token per
+/// call gives, in fewer calls.
+#[test]
+fn drafting_keeps_the_greedy_answer_in_fewer_decode_calls() {
+    use askacme::models::catalog;
+    use askacme::models::generator::{
+        ChatTurn, GenerationEvent, GeneratorOptions, GgufGenerator, SamplingParams,
+    };
+    let path = catalog::find("smollm2-135m-instruct")
+        .unwrap()
+        .load_path(&crate::harness::models_dir());
+    let run = |draft_tokens| {
+        let options = GeneratorOptions {
+            threads: 2,
+            max_concurrent: 1,
+            context_tokens: 1024,
+            batch_tokens: 512,
+            reuse_prefix: true,
+            draft_tokens,
+        };
+        let generator = GgufGenerator::load(&path, &options).unwrap();
+        let turns = vec![ChatTurn {
+            role: "user".into(),
+            content: "Repeat this sentence exactly, once: Employees who have completed six months \
+                      of service receive sixteen weeks of fully paid parental leave."
+                .into(),
+        }];
+        let params = SamplingParams {
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens: Some(40),
+            stop: Vec::new(),
+            seed: 0,
+            json: false,
+        };
+        let mut events = generator.generate(turns, params);
+        let mut text = String::new();
+        loop {
+            match events.blocking_recv().unwrap() {
+                GenerationEvent::Text(t) => text.push_str(&t),
+                GenerationEvent::Done(stats) => return (text, stats),
+                GenerationEvent::Failed(e) => panic!("{e}"),
+            }
+        }
+    };
+    let (plain_text, plain) = run(0);
+    let (drafted_text, drafted) = run(8);
+    assert!(plain_text.contains("sixteen weeks"), "{plain_text}");
+    assert_eq!(drafted_text, plain_text);
+    assert_eq!(drafted.completion_tokens, plain.completion_tokens);
+    assert_eq!((plain.drafted_tokens, plain.accepted_tokens), (0, 0));
+    assert!(
+        drafted.accepted_tokens >= 5 && drafted.accepted_tokens <= drafted.drafted_tokens,
+        "{drafted:?}"
+    );
+    // Kept guesses may run past the end of the answer (the prompt's own end-of-turn token is
+    // a guess too), so they save at most one call each.
+    assert!(
+        drafted.decode_calls < plain.decode_calls
+            && drafted.decode_calls + drafted.accepted_tokens >= plain.decode_calls,
+        "{drafted:?} / {plain:?}"
+    );
 }

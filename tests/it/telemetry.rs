@@ -11,7 +11,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use crate::assistant::handbook_app;
-use crate::harness::{Fake, TempDir, metric, request_id, routes_to, serve};
+use crate::harness::{Fake, Server, TempDir, metric, request_id, routes_to, serve};
 
 #[tokio::test]
 async fn metrics_count_model_calls_tokens_cost_stages_cache_hits_and_feedback() {
@@ -185,17 +185,16 @@ fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|a| &a["value"])
 }
 
-#[tokio::test]
-async fn a_request_is_traced_over_otlp_with_the_genai_attributes() {
-    let (spans, endpoint) = collector().await;
-    let (_fake, addr) = Fake::spawn().await;
-    let dir = TempDir::new("otlp");
+/// A server exporting its spans to `endpoint` every 50 ms, with one deployment `traced` on a
+/// fake OpenAI upstream; `telemetry` adds to its `[telemetry]` table.
+async fn traced_server(dir: &TempDir, endpoint: &str, telemetry: &str) -> (Server, Fake) {
+    let (fake, addr) = Fake::spawn().await;
     let config = dir.0.join("askacme.toml");
     std::fs::write(
         &config,
         format!(
             "[storage]\ndata_dir = {:?}\nmodels_dir = {:?}\n[server]\nwarm_up = []\n\
-             [telemetry]\notlp_endpoint = \"{endpoint}\"\nexport_interval_ms = 50\n\
+             [telemetry]\notlp_endpoint = \"{endpoint}\"\nexport_interval_ms = 50\n{telemetry}\
              [providers.ai]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n\
              [deployments.traced]\nprovider = \"ai\"\nmodel = \"ok\"\n",
             dir.0.display().to_string(),
@@ -203,7 +202,14 @@ async fn a_request_is_traced_over_otlp_with_the_genai_attributes() {
         ),
     )
     .unwrap();
-    let server = serve(&config).await;
+    (serve(&config).await, fake)
+}
+
+#[tokio::test]
+async fn a_request_is_traced_over_otlp_with_the_genai_attributes() {
+    let (spans, endpoint) = collector().await;
+    let dir = TempDir::new("otlp");
+    let (server, _fake) = traced_server(&dir, &endpoint, "").await;
     let http = reqwest::Client::new();
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = http
@@ -297,5 +303,59 @@ async fn a_request_is_traced_over_otlp_with_the_genai_attributes() {
         "embeddings embed",
     ] {
         assert!(stages.iter().any(|s| s == stage), "{stage} in {stages:?}");
+    }
+}
+
+/// With `capture_content`, a model call's span carries the messages it was sent and the reply,
+/// whether the reply was streamed or not.
+#[tokio::test]
+async fn captured_content_is_on_plain_and_streamed_model_call_spans() {
+    let (spans, endpoint) = collector().await;
+    let dir = TempDir::new("otlp-content");
+    let (server, _fake) = traced_server(&dir, &endpoint, "capture_content = true\n").await;
+    let http = reqwest::Client::new();
+    let questions = ["Asked plainly?", "Asked streamed?"];
+    for (question, stream) in questions.iter().zip([false, true]) {
+        let response = http
+            .post(format!("{}/v1/chat/completions", server.base))
+            .json(&json!({"model": "traced", "stream": stream,
+                          "messages": [{"role": "user", "content": question}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // Streamed, the reply comes a word per chunk.
+        assert!(response.text().await.unwrap().contains("weeks"));
+    }
+    let text = |span: &Value, key: &str| {
+        attribute(span, key)
+            .and_then(|v| v["stringValue"].as_str())
+            .map(str::to_owned)
+    };
+    let mut calls = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        calls = spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| attribute(s, "gen_ai.operation.name").is_some())
+            .cloned()
+            .collect();
+        if calls.len() >= questions.len() {
+            break;
+        }
+    }
+    for question in questions {
+        let call = calls
+            .iter()
+            .find(|s| text(s, "gen_ai.input.messages").is_some_and(|m| m.contains(question)))
+            .unwrap_or_else(|| panic!("a span with {question:?} in {calls:?}"));
+        let output = text(call, "gen_ai.output.messages").unwrap_or_default();
+        let choices: Value = serde_json::from_str(&output).unwrap_or_default();
+        assert_eq!(
+            choices[0]["message"]["content"], "Parental leave is 16 weeks.",
+            "{question}: {call}"
+        );
     }
 }
