@@ -442,11 +442,10 @@ pub struct LocalProviderConfig {
     #[serde(default = "safety::yes")]
     pub reuse_prefix: bool,
     /// Greedy answers: up to this many next tokens are guessed from the prompt and the answer
-    /// so far (prompt-lookup decoding) and checked by the model in one batch, which on a CPU
-    /// costs little more than one token; only guesses the model would pick itself are kept.
-    /// 0 (the default) decodes one token per call: on 2-core machines whose batches cost
-    /// nearly a decode call per token, unkept guesses cost more than kept ones save
-    /// (docs/benchmarks.md).
+    /// so far (prompt-lookup decoding) and checked by the model in one batch; only guesses the
+    /// model would pick itself are kept. 0 (the default) decodes one token per call: on the
+    /// 2-core machine of docs/benchmarks.md a checked guess cost most of a decode call, and
+    /// unkept guesses cost more than kept ones saved.
     #[serde(default)]
     pub draft_tokens: u32,
 }

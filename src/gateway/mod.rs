@@ -118,13 +118,15 @@ pub struct RequestContext {
     pub user: Option<String>,
     /// Personal values redacted from the request before it reached the gateway, for its rows.
     pub redactions: u64,
-    /// How long the request has waited on models so far; shared by its child contexts.
+    /// A streamed answer's wait on models before its first event (set by the pipeline as the
+    /// event leaves; zero until then and for other requests); shared by child contexts.
     pub model_wait: ModelWait,
     pub started: Instant,
 }
 
-/// How long a request has waited on models so far, readable while it runs: the server takes a
-/// streamed answer's wait before its first event from it, to report its own overhead.
+/// How long a streamed answer waited on models (its embedding, and its generation) before its
+/// first event, readable while the answer runs: the server subtracts it from the time to the
+/// response head to report its own overhead.
 #[derive(Debug, Clone, Default)]
 pub struct ModelWait(Arc<std::sync::atomic::AtomicU64>);
 

@@ -99,11 +99,14 @@ pub struct GenerationStats {
     /// Tokens guessed by prompt lookup and checked by the model, and how many of them it kept.
     pub drafted_tokens: u32,
     pub accepted_tokens: u32,
-    /// Decode calls after the prompt: one per completion token without drafting.
+    /// Decode calls after the prompt; without drafting, one per completion token but the
+    /// last when the answer ends at `max_tokens` or a stop sequence.
     pub decode_calls: u32,
     pub prefill_ms: f64,
     pub decode_ms: f64,
     /// llama.cpp's own counters for the same generation (`llama_perf_context`), for comparison.
+    /// llama.cpp counts every batch of more than one token as prompt evaluation, so with
+    /// drafting the decode calls that checked guesses are in its prefill figures.
     pub llama_cpp: LlamaPerf,
 }
 
@@ -377,8 +380,9 @@ fn run(
         samplers.push(LlamaSampler::dist(params.seed));
     }
     // A guess can be checked only against a choice that depends on the logits alone: greedy,
-    // without a grammar (whose state advances with every token it accepts).
-    let max_draft = if greedy && !params.json {
+    // without a grammar (whose state advances with every token it accepts); and rejected
+    // guesses must be dropped from the context, which a recurrent model's state cannot do.
+    let max_draft = if greedy && !params.json && !model.is_recurrent() && !model.is_hybrid() {
         (options.draft_tokens as usize).min(batch_size.saturating_sub(1))
     } else {
         0
@@ -501,7 +505,11 @@ fn turn_ends(
             .apply_chat_template(template, &messages[..turns], false)
             .map_err(|e| GenerateError::Inference(format!("chat template: {e}")))?;
         let prefix = model.vocab().tokenize(text.as_bytes(), true, true);
-        let after_last = ends.last().is_none_or(|&end| prefix.len() > end);
+        // An empty rendering (a template that folds the system message into the next turn)
+        // is no boundary either.
+        let after_last = ends
+            .last()
+            .map_or(!prefix.is_empty(), |&end| prefix.len() > end);
         if after_last && prefix.len() < tokens.len() && tokens.starts_with(&prefix) {
             ends.push(prefix.len());
         }

@@ -3,11 +3,14 @@
 //! An answer grounded in sources copies their phrases ("16 weeks of fully paid parental leave"),
 //! so the next few tokens of a greedy answer can often be guessed by finding where its last few
 //! tokens occurred before, in the prompt or in the answer so far, and proposing what followed
-//! there. The model then checks the guesses in one batch. On a CPU a batch of a few tokens costs
-//! little more than one token, because decoding one token is bound by reading the weights and a
-//! batch reads them once. A guess is kept only if it is the token the model itself picks there,
-//! so drafting changes how fast a greedy answer comes, not which tokens it picks (up to the
-//! rounding of batched arithmetic, which can break an exact tie).
+//! there. The model then checks the guesses in one batch, which reads the weights once: where
+//! decoding one token is bound by reading them, a few more tokens in the batch cost little, and
+//! every kept guess saves a decode call. Where the arithmetic is the bound (a slow CPU with fast
+//! memory), each checked guess costs nearly a prompt token, and unkept guesses cost more than
+//! kept ones save (docs/benchmarks.md measures both). A guess is kept only if it is the token
+//! the model itself picks there, so drafting changes how fast a greedy answer comes, not which
+//! tokens it picks, up to rounding: a batch of several tokens may take other kernels than one
+//! token, which can flip a near-tie between two tokens.
 
 /// The shortest run of tokens whose earlier occurrence is trusted as a guide: a single token
 /// ("the", ",") occurs everywhere and predicts nothing.
