@@ -8,7 +8,7 @@
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use llama_cpp_2::context::LlamaContext;
@@ -22,6 +22,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use super::lookup;
+use super::pool::Pool;
 use super::stop::StopScanner;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,7 +49,7 @@ pub struct GeneratorOptions {
     pub draft_tokens: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChatTurn {
     pub role: String,
     pub content: String,
@@ -157,8 +158,26 @@ struct Job {
     events: mpsc::Sender<GenerationEvent>,
 }
 
+/// What a worker's context holds, as the pool sees it: the turns of the last prompt it served.
+type Served = Vec<ChatTurn>;
+
 pub struct GgufGenerator {
-    jobs: std_mpsc::Sender<Job>,
+    pool: Arc<Pool<Job, Served>>,
+}
+
+impl Drop for GgufGenerator {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
+/// What serving `turns` on a worker whose last prompt was `served` is worth: the leading turns
+/// its context can reuse, less the ones it holds beyond them and would throw away (another
+/// conversation's history, which an idle worker holding nothing could spare).
+fn reuse_score(turns: &[ChatTurn], served: &Served) -> i64 {
+    let shared = common_prefix(turns, served);
+    let lost = served.len() - shared;
+    i64::try_from(shared).unwrap_or(i64::MAX) - i64::try_from(lost).unwrap_or(i64::MAX)
 }
 
 fn backend() -> Result<&'static LlamaBackend, String> {
@@ -192,8 +211,7 @@ impl GgufGenerator {
             .map_err(|e| load_err(format!("chat template: {e}")))?;
         let template = Arc::new(template);
 
-        let (jobs, queue) = std_mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        let pool = Arc::new(Pool::new(options.max_concurrent));
         let threads = if options.threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -201,29 +219,38 @@ impl GgufGenerator {
         };
         let (ready_tx, ready_rx) = std_mpsc::channel::<Result<(), String>>();
         for worker in 0..options.max_concurrent {
-            let (model, template, queue, ready) = (
+            let (model, template, worker_pool, ready) = (
                 model.clone(),
                 template.clone(),
-                queue.clone(),
+                pool.clone(),
                 ready_tx.clone(),
             );
             let options = options.clone();
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("llama-{worker}"))
                 .spawn(move || {
-                    worker_loop(backend, &model, &template, &queue, &options, threads, ready)
-                })
-                .map_err(|e| load_err(format!("cannot start worker thread: {e}")))?;
+                    let seat = Seat {
+                        pool: &worker_pool,
+                        index: worker,
+                    };
+                    worker_loop(backend, &model, &template, &seat, &options, threads, ready);
+                });
+            if let Err(e) = spawned {
+                pool.close();
+                return Err(load_err(format!("cannot start worker thread: {e}")));
+            }
         }
         drop(ready_tx);
+        let generator = Self { pool };
         for _ in 0..options.max_concurrent {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
+                // Dropping `generator` closes the pool, so the started workers end too.
                 Ok(Err(message)) => return Err(load_err(message)),
                 Err(_) => return Err(load_err("worker thread died while starting".into())),
             }
         }
-        Ok(Self { jobs })
+        Ok(generator)
     }
 
     /// Queues a generation; events arrive on the returned channel until `Done` or `Failed`.
@@ -233,11 +260,16 @@ impl GgufGenerator {
         params: SamplingParams,
     ) -> mpsc::Receiver<GenerationEvent> {
         let (events, receiver) = mpsc::channel(64);
-        if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job {
+        let job_turns = turns.clone();
+        let job = Job {
             turns,
             params,
             events,
-        }) {
+        };
+        let submitted = self
+            .pool
+            .submit(job, |served| reuse_score(&job_turns, served));
+        if let Err(job) = submitted {
             // Only possible if every worker died; tell the caller instead of hanging.
             let _ = job
                 .events
@@ -249,11 +281,23 @@ impl GgufGenerator {
     }
 }
 
+/// A worker's place in the pool; it leaves the pool however its thread ends, a panic included.
+struct Seat<'p> {
+    pool: &'p Pool<Job, Served>,
+    index: usize,
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        self.pool.leave(self.index);
+    }
+}
+
 fn worker_loop(
     backend: &LlamaBackend,
     model: &LlamaModel,
     template: &LlamaChatTemplate,
-    queue: &Mutex<std_mpsc::Receiver<Job>>,
+    seat: &Seat<'_>,
     options: &GeneratorOptions,
     threads: usize,
     ready: std_mpsc::Sender<Result<(), String>>,
@@ -277,27 +321,32 @@ fn worker_loop(
     };
     drop(ready);
     let mut held = Held::default();
-    loop {
-        // The lock is held only while waiting for the next job.
-        let job = match queue.lock() {
-            Ok(queue) => match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return, // the generator was dropped
-            },
-            Err(_) => return,
-        };
+    // `None` once the generator was dropped.
+    while let Some(job) = seat.pool.next(seat.index) {
         let events = job.events.clone();
-        let final_event = match run(model, template, &mut ctx, options, job, &mut held) {
-            Ok(Some(stats)) => GenerationEvent::Done(stats),
-            Ok(None) => continue, // the caller went away
-            Err(e) => {
-                // What the context holds after a failure is unknown: start afresh.
-                ctx.clear_kv_cache();
-                held = Held::default();
-                GenerationEvent::Failed(e)
-            }
+        let mut served = job.turns.clone();
+        let outcome = run(model, template, &mut ctx, options, job, &mut held);
+        if outcome.is_err() {
+            // What the context holds after a failure is unknown: start afresh.
+            ctx.clear_kv_cache();
+            held = Held::default();
+            served.clear();
+        }
+        let final_event = match outcome {
+            Ok(Some(stats)) => Some(GenerationEvent::Done(stats)),
+            Ok(None) => None, // the caller went away
+            Err(e) => Some(GenerationEvent::Failed(e)),
         };
-        let _ = events.blocking_send(final_event);
+        // Room for the last event first, so a caller slow to read cannot hold this worker once
+        // it counts as idle; idle, with what the context now holds, before the caller hears the
+        // end, so its next request (a conversation's next turn) can come back to this context.
+        let permit = final_event
+            .as_ref()
+            .and_then(|_| futures::executor::block_on(events.reserve()).ok());
+        seat.pool.finished(seat.index, served);
+        if let (Some(event), Some(permit)) = (final_event, permit) {
+            permit.send(event);
+        }
     }
 }
 
@@ -315,6 +364,7 @@ fn run(
         params,
         events,
     } = job;
+    let conversation = turns.iter().any(|turn| turn.role == "assistant");
     let messages = turns
         .into_iter()
         .map(|t| LlamaChatMessage::new(t.role, t.content))
@@ -337,7 +387,7 @@ fn run(
     let budget = (n_ctx - tokens.len()) as u32;
     let max_tokens = params.max_tokens.map_or(budget, |m| m.min(budget));
 
-    let turn_ends = turn_ends(model, template, &messages, &tokens)?;
+    let turn_ends = turn_ends(model, template, &messages, conversation, &tokens)?;
     let reused = keep_turns(ctx, held, &tokens, &turn_ends, options.reuse_prefix);
     ctx.reset_timings();
     let prefill_start = Instant::now();
@@ -485,9 +535,12 @@ struct Held {
     turn_ends: Vec<usize>,
 }
 
-/// Where each chat turn of the prompt ends in its tokens; the last end is the prompt's (the
-/// last turn carries the assistant's opening). A turn whose rendering alone does not tokenize
-/// to a prefix of the whole prompt is no boundary.
+/// Where each chat turn of the prompt ends in its tokens; the last end is the prompt's. In a
+/// conversation (the prompt holds an answer already), the assistant's opening after the last
+/// turn is a piece of its own, so the conversation's next prompt, where that turn is no longer
+/// the last, can reuse it; otherwise the opening goes with the last turn and costs no decode
+/// call of its own. A turn whose rendering alone does not tokenize to a prefix of the whole
+/// prompt is no boundary.
 ///
 /// The prompt is evaluated turn by turn, and only whole turns are reused: the rounding of a
 /// batch's arithmetic depends on where batches start and end, so this makes a context's state
@@ -497,10 +550,16 @@ fn turn_ends(
     model: &LlamaModel,
     template: &LlamaChatTemplate,
     messages: &[LlamaChatMessage],
+    conversation: bool,
     tokens: &[LlamaToken],
 ) -> Result<Vec<usize>, GenerateError> {
-    let mut ends = Vec::with_capacity(messages.len());
-    for turns in 1..messages.len() {
+    let mut ends = Vec::with_capacity(messages.len() + 1);
+    let last_boundary = if conversation {
+        messages.len()
+    } else {
+        messages.len().saturating_sub(1)
+    };
+    for turns in 1..=last_boundary {
         let text = model
             .apply_chat_template(template, &messages[..turns], false)
             .map_err(|e| GenerateError::Inference(format!("chat template: {e}")))?;

@@ -6,6 +6,7 @@ pub mod embedder;
 pub mod fetch;
 pub mod generator;
 mod lookup;
+mod pool;
 mod stop;
 
 use std::path::{Path, PathBuf};

@@ -375,6 +375,52 @@ async fn a_shared_prompt_prefix_is_evaluated_once_and_answers_do_not_change() {
     assert_eq!(cached(&again), Some(shared), "{again}");
 }
 
+/// A conversation's next request reuses the evaluation of all its earlier turns: it goes back
+/// to the context that served the turn before (of two, with unrelated work in between), and
+/// there the assistant's opening was evaluated apart from the last turn, so the turns before
+/// it are whole pieces the next prompt shares.
+#[tokio::test]
+async fn a_conversation_reuses_its_earlier_turns_on_the_context_that_served_them() {
+    let app = App::spawn("[providers.local]\nmax_concurrent = 2").await;
+    let ask = |messages: &[Value]| {
+        json!({"model": "tiny", "temperature": 0, "max_tokens": 12, "cache": "no-store",
+               "messages": messages})
+    };
+    let cached = |body: &Value| {
+        body["usage"]["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let prompt = |body: &Value| body["usage"]["prompt_tokens"].as_u64().unwrap();
+    let mut messages = vec![
+        json!({"role": "system", "content": "You are a terse assistant for Acme Corp employees."}),
+        json!({"role": "user", "content": "Name a fruit."}),
+    ];
+    let first = answer(&app, ask(&messages)).await;
+    messages.push(json!({"role": "assistant", "content": text(&first)}));
+    messages.push(json!({"role": "user", "content": "Name another one."}));
+    let second = answer(&app, ask(&messages)).await;
+    // Work that shares only the system turn goes to the other context, which holds no
+    // conversation to lose.
+    let unrelated = [
+        messages[0].clone(),
+        json!({"role": "user", "content": "Name a colour."}),
+    ];
+    answer(&app, ask(&unrelated)).await;
+    messages.push(json!({"role": "assistant", "content": text(&second)}));
+    messages.push(json!({"role": "user", "content": "And a third?"}));
+    let third = answer(&app, ask(&messages)).await;
+    // Everything of the second prompt but the assistant's opening (a few tokens).
+    assert!(
+        cached(&third) < prompt(&second) && cached(&third) + 8 >= prompt(&second),
+        "second: {second}\nthird: {third}"
+    );
+    assert!(
+        cached(&second) > 0 && cached(&second) < prompt(&first),
+        "the system turn, on the context that served the first turn: {second}"
+    );
+}
+
 /// Prompt-lookup drafting checks guesses copied from the prompt in one decode call each and
 /// keeps only those the model picks itself: the greedy answer is the one that one token per
 /// call gives, in fewer calls.
