@@ -8,11 +8,14 @@
 //! 2. The same with a remote provider (a local server speaking OpenAI's streaming format that
 //!    waits before its first token, then sends a word at a time): the first delta against the
 //!    provider's own first token and the end of its first sentence.
-//! 3. The admin dashboard's figures over a generated log of 1M gateway requests and 200k
+//! 3. A conversation through the gateway with the default local model: each turn's prompt
+//!    tokens, how many were reused and the time to its answer, with prompt-prefix reuse on and
+//!    off, with unrelated questions between the turns.
+//! 4. The admin dashboard's figures over a generated log of 1M gateway requests and 200k
 //!    answers (30 days): the whole `stats::dashboard` and each of its queries.
 //!
 //! `ASKACME_BENCH_QUESTIONS=N` (default 20) limits sections 1 and 2 to the first N answerable
-//! questions; `ASKACME_BENCH_SECTIONS=first-text,remote,dashboard` picks sections.
+//! questions; `ASKACME_BENCH_SECTIONS=first-text,remote,conversation,dashboard` picks sections.
 
 // A benchmark whose setup fails should stop loudly, not measure something else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -33,7 +36,7 @@ use support::{TempDir, app, ingest_roots, percentile, repo};
 fn main() {
     askacme::providers::install_tls_provider();
     let sections = std::env::var("ASKACME_BENCH_SECTIONS")
-        .unwrap_or_else(|_| "first-text,remote,dashboard".into());
+        .unwrap_or_else(|_| "first-text,remote,conversation,dashboard".into());
     let runtime = support::runtime();
     runtime.block_on(async {
         if sections.contains("first-text") {
@@ -41,6 +44,9 @@ fn main() {
         }
         if sections.contains("remote") {
             remote_first_text().await;
+        }
+        if sections.contains("conversation") {
+            conversation().await;
         }
         if sections.contains("dashboard") {
             dashboard().await;
@@ -412,6 +418,67 @@ async fn generate_log(db: &Database, requests: u64, answers: u64) {
     ))
     .await
     .unwrap();
+}
+
+/// The user's side of the conversation: the handbook's own questions, each following on.
+const CONVERSATION: [&str; 4] = [
+    "How long is parental leave at Acme?",
+    "And for the secondary caregiver?",
+    "Can it be split into several blocks?",
+    "Who do I tell first?",
+];
+
+async fn conversation() {
+    println!(
+        "## A conversation with the local model (`strong`, through the gateway, greedy, 48 tokens per answer)\n"
+    );
+    println!("| prefix reuse | turn | prompt tokens | reused | answer ms |\n|---|---|---|---|---|");
+    let system = "You are AskAcme, the internal assistant of Acme Corp. Answer employees' \
+                  questions about Acme's policies in one or two short sentences.";
+    for (label, extra) in [
+        ("on (default)", ""),
+        ("off", "[providers.local]\nreuse_prefix = false\n"),
+    ] {
+        let (state, _dir) = app(&format!("[server]\nwarm_up = []\n{extra}")).await;
+        let ask = |messages: &[serde_json::Value]| {
+            serde_json::from_value::<askacme::providers::types::ChatRequest>(serde_json::json!({
+                "model": "strong", "temperature": 0, "max_tokens": 48, "cache": "no-store",
+                "messages": messages,
+            }))
+            .unwrap()
+        };
+        let ctx = || RequestContext::new(new_request_id(), "bench");
+        // Loads the model.
+        let warm = [serde_json::json!({"role": "user", "content": "Hello"})];
+        state.gateway.complete(ask(&warm), &ctx()).await.unwrap();
+        let mut messages = vec![serde_json::json!({"role": "system", "content": system})];
+        for (turn, question) in CONVERSATION.iter().enumerate() {
+            messages.push(serde_json::json!({"role": "user", "content": question}));
+            let started = Instant::now();
+            let completion = state
+                .gateway
+                .complete(ask(&messages), &ctx())
+                .await
+                .unwrap();
+            let answer_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let usage = completion.response.usage.unwrap_or_default();
+            println!(
+                "| {label} | {} | {} | {} | {answer_ms:.0} |",
+                turn + 1,
+                usage.prompt_tokens,
+                usage.cached_tokens(),
+            );
+            let text = completion.response.text();
+            messages.push(serde_json::json!({"role": "assistant", "content": text}));
+            // Someone else's question between the turns, with the same system prompt.
+            let other = [
+                messages[0].clone(),
+                serde_json::json!({"role": "user", "content": format!("Unrelated question {turn}: what is the VPN?")}),
+            ];
+            state.gateway.complete(ask(&other), &ctx()).await.unwrap();
+        }
+    }
+    println!();
 }
 
 async fn dashboard() {
