@@ -260,7 +260,6 @@ impl GgufGenerator {
         params: SamplingParams,
     ) -> mpsc::Receiver<GenerationEvent> {
         let (events, receiver) = mpsc::channel(64);
-        let job_turns = turns.clone();
         let job = Job {
             turns,
             params,
@@ -268,7 +267,7 @@ impl GgufGenerator {
         };
         let submitted = self
             .pool
-            .submit(job, |served| reuse_score(&job_turns, served));
+            .submit(job, |job, served| reuse_score(&job.turns, served));
         if let Err(job) = submitted {
             // Only possible if every worker died; tell the caller instead of hanging.
             let _ = job
@@ -442,9 +441,6 @@ fn run(
     let mut pending_bytes = Vec::new();
     let (mut completion_tokens, mut drafted_tokens, mut accepted_tokens) = (0u32, 0u32, 0u32);
     let mut decode_calls = 0u32;
-    // The prompt and the answer so far, where guesses are looked up.
-    let mut history = tokens.clone();
-    let mut position = tokens.len();
     // Tokens the model picked that are not yet handled; the last is not yet evaluated.
     let mut chosen = vec![sampler.sample(ctx, batch.n_tokens() - 1)];
     let decode_start = Instant::now();
@@ -457,7 +453,6 @@ fn run(
                 break 'generation StopCause::Stop;
             }
             completion_tokens += 1;
-            history.push(token);
             pending_bytes.extend(vocab.token_to_piece(token, false, None));
             let text = take_valid_utf8(&mut pending_bytes);
             let (emit, stopped) = stops.push(&text);
@@ -471,12 +466,14 @@ fn run(
         if completion_tokens >= max_tokens {
             break StopCause::Length;
         }
-        // Evaluate the newest token together with guesses at the ones after it.
-        let newest = history[history.len() - 1];
+        // Evaluate the newest token together with guesses at the ones after it, looked up in
+        // all the context then holds: the prompt and the answer so far.
+        let position = held.tokens.len();
+        held.tokens.push(chosen[chosen.len() - 1]);
         let room = (max_tokens - completion_tokens) as usize;
-        let guesses = lookup::draft(&history, max_draft.min(room));
+        let guesses = lookup::draft(&held.tokens, max_draft.min(room)).to_vec();
         batch.clear();
-        for (offset, token) in std::iter::once(&newest).chain(guesses).enumerate() {
+        for (offset, token) in held.tokens[position..].iter().chain(&guesses).enumerate() {
             batch
                 .add(*token, (position + offset) as i32, &[0], true)
                 .map_err(|e| GenerateError::Inference(e.to_string()))?;
@@ -496,11 +493,9 @@ fn run(
         }
         let kept = chosen.len() - 1;
         accepted_tokens += kept as u32;
-        held.tokens.push(newest);
         held.tokens.extend_from_slice(&guesses[..kept]);
-        position += 1 + kept;
         if kept < guesses.len() {
-            forget_from(ctx, position)?;
+            forget_from(ctx, held.tokens.len())?;
         }
     };
     let rest = stops.finish();

@@ -65,7 +65,7 @@ impl<J, M: Default> Pool<J, M> {
 
     /// Hands `job` to the idle worker whose memory scores highest for it (ties: the one idle
     /// longest) or queues it; gives it back when no worker runs.
-    pub fn submit<K: Ord>(&self, job: J, score: impl Fn(&M) -> K) -> Result<(), J> {
+    pub fn submit<K: Ord>(&self, job: J, score: impl Fn(&J, &M) -> K) -> Result<(), J> {
         let mut state = self.lock();
         if state.closed || state.live == 0 {
             return Err(job);
@@ -77,7 +77,7 @@ impl<J, M: Default> Pool<J, M> {
             .filter_map(|(index, worker)| worker.idle_since.map(|since| (index, since, worker)))
             .max_by_key(|&(index, since, worker)| {
                 use std::cmp::Reverse;
-                (score(&worker.memory), Reverse(since), Reverse(index))
+                (score(&job, &worker.memory), Reverse(since), Reverse(index))
             })
             .map(|(index, _, _)| index);
         match best.and_then(|index| state.workers.get_mut(index)) {
@@ -159,32 +159,28 @@ impl<J, M: Default> Pool<J, M> {
 mod tests {
     use super::Pool;
 
-    /// Jobs and memories are strings; a worker scores the length of the shared prefix.
-    fn shared(job: &str) -> impl Fn(&String) -> usize + '_ {
-        move |memory: &String| {
+    #[test]
+    fn a_job_goes_to_the_idle_worker_that_served_its_beginning() {
+        // Jobs and memories are strings; a worker scores the length of the shared prefix.
+        let shared = |job: &&str, memory: &String| {
             memory
                 .chars()
                 .zip(job.chars())
                 .take_while(|(a, b)| a == b)
                 .count()
-        }
-    }
-
-    #[test]
-    fn a_job_goes_to_the_idle_worker_that_served_its_beginning() {
+        };
         let pool: Pool<&str, String> = Pool::new(2);
-        pool.submit("conversation: hi", shared("conversation: hi"))
-            .unwrap();
+        pool.submit("conversation: hi", shared).unwrap();
         // Both idle and unscored: the one idle longest, worker 0 (ties go to the lowest index).
         assert_eq!(pool.next(0), Some("conversation: hi"));
         pool.finished(0, "conversation: hi".into());
         // Unrelated work goes to the worker idle longest, not the conversation's.
-        pool.submit("other", shared("other")).unwrap();
+        pool.submit("other", shared).unwrap();
         assert_eq!(pool.next(1), Some("other"));
         pool.finished(1, "other".into());
         // The conversation goes back to the worker that holds its beginning.
         let next = "conversation: hi / and then?";
-        pool.submit(next, shared(next)).unwrap();
+        pool.submit(next, shared).unwrap();
         assert_eq!(pool.next(0), Some(next));
     }
 
@@ -192,7 +188,7 @@ mod tests {
     fn with_every_worker_busy_jobs_wait_in_order() {
         let pool: Pool<u32, String> = Pool::new(1);
         for job in [1, 2, 3] {
-            pool.submit(job, |_| 0).unwrap();
+            pool.submit(job, |_, _| 0).unwrap();
         }
         assert_eq!(pool.next(0), Some(1));
         pool.finished(0, String::new());
@@ -208,9 +204,9 @@ mod tests {
     fn without_a_running_worker_a_job_is_given_back() {
         let pool: Pool<u32, String> = Pool::new(1);
         pool.leave(0);
-        assert_eq!(pool.submit(7, |_| 0), Err(7));
+        assert_eq!(pool.submit(7, |_, _| 0), Err(7));
         let closed: Pool<u32, String> = Pool::new(1);
         closed.close();
-        assert_eq!(closed.submit(7, |_| 0), Err(7));
+        assert_eq!(closed.submit(7, |_, _| 0), Err(7));
     }
 }
